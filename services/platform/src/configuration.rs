@@ -1,0 +1,160 @@
+//! Layered configuration: defaults in code, then a TOML file, then `BOOKSTORE_*` environment
+//! variables (`__` separates nesting levels: `BOOKSTORE_DATABASE__URL` sets `[database] url`).
+//!
+//! Each program owns one typed config struct with `#[serde(default, deny_unknown_fields)]`, so a
+//! misspelt key is an error that names the file and the key instead of being silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Environment variables with this prefix override file values.
+pub const ENV_PREFIX: &str = "BOOKSTORE_";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_PATH_ENV: &str = "CONFIG_PATH";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} does not exist")]
+    MissingFile { path: PathBuf },
+    /// figment's message names the key, the problem and the source (file or env variable).
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Where a program's configuration comes from. Cheap to clone; the hot reloader keeps one to
+/// re-read the same layers.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The TOML file, if any. Without one, defaults and environment variables apply.
+    pub file: Option<PathBuf>,
+    /// Whether `BOOKSTORE_*` environment variables are applied (off in tests and in the
+    /// launcher, where four programs share one process environment).
+    pub use_env: bool,
+}
+
+impl ConfigSource {
+    /// A file plus environment overrides: what the real binaries use.
+    pub fn new(file: Option<PathBuf>) -> Self {
+        Self { file, use_env: true }
+    }
+
+    /// Only the given file, no environment: for tests and embedding.
+    pub fn file_only(file: impl Into<PathBuf>) -> Self {
+        Self { file: Some(file.into()), use_env: false }
+    }
+
+    /// `--config PATH` if given, else `$CONFIG_PATH`, else no file.
+    pub fn from_cli(config_flag: Option<PathBuf>) -> Self {
+        let file = config_flag.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from));
+        Self::new(file)
+    }
+
+    /// Reads every layer into `T`. The file is re-opened by path on every call, so a Kubernetes
+    /// ConfigMap's symlinks resolve to the current version.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = &self.file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile { path: path.clone() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        if self.use_env {
+            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        }
+        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The directory holding the config file (what the hot reloader watches).
+    pub fn directory(&self) -> Option<&Path> {
+        self.file.as_deref().and_then(Path::parent).map(|dir| {
+            if dir.as_os_str().is_empty() { Path::new(".") } else { dir }
+        })
+    }
+}
+
+/// Command-line arguments shared by every program.
+#[derive(Debug, clap::Parser)]
+pub struct Cli {
+    /// Path to the TOML config file (default: $CONFIG_PATH, else built-in defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// `[log]`: shared by every program. `level` is live-reloadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive such as `info` or `info,warehouse=debug`. Live-reloadable.
+    pub level: String,
+    /// `human` (coloured lines for a terminal) or `json` (one object per line, for Kubernetes).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Human }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[server]`: where an RPC server listens and how long it may drain on shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// After SIGTERM, how long in-flight requests may run before the process exits anyway.
+    pub drain_seconds: u64,
+}
+
+impl ServerConfig {
+    pub fn with_listen(listen: &str) -> Self {
+        Self { listen: listen.into(), drain_seconds: 10 }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::with_listen("0.0.0.0:0")
+    }
+}
+
+/// `[auth]`: how a program verifies the JWTs its callers present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// PEM file with the token issuer's Ed25519 public key.
+    pub public_key_path: PathBuf,
+    /// The `iss` claim tokens must carry.
+    pub issuer: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { public_key_path: "data/keys/token-signing.pub.pem".into(), issuer: "bookstore".into() }
+    }
+}
+
+impl AuthConfig {
+    pub fn verifier(&self) -> Result<crate::tokens::TokenVerifier, crate::tokens::TokenError> {
+        crate::tokens::TokenVerifier::from_pem_file(&self.public_key_path, &self.issuer)
+    }
+}
+
+/// What every program's top-level config exposes to the shared start-up code.
+pub trait ProgramConfig: DeserializeOwned + PartialEq + Clone + Send + Sync + 'static {
+    fn log(&self) -> &LogConfig;
+}

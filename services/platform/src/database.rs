@@ -1,0 +1,175 @@
+//! Database pools and migrations for both supported backends.
+//!
+//! An embedded SQLite file is the default (nothing to install); a `postgres://` URL switches to
+//! PostgreSQL, which several replicas can share. Services write one set of SQL for both through
+//! sqlx's `Any` driver: `$1` placeholders, `BIGINT` integers (money in cents, times in Unix
+//! milliseconds), `TEXT` strings, `INSERT … RETURNING`, `ON CONFLICT`. Only the migrations differ
+//! per backend (key generation, types), in `migrations/sqlite` and `migrations/postgres`.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{
+    Any, AnyPool, Transaction,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+};
+
+/// `[database]` in every service's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, for SQLite, for a write lock).
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self { url: format!("sqlite://{}", path.display()), ..Self::default() }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/bookstore.db".into(), max_connections: 8, acquire_timeout_ms: 5_000 }
+    }
+}
+
+/// Which SQL engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One service's migrations, per backend (from `sqlx::migrate!`).
+#[derive(Clone, Copy)]
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("unsupported database URL {url:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl { url: String },
+    #[error("cannot create the directory for {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A connection pool that knows its backend.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects (creating a SQLite file and its directory if missing) and applies `migrations`.
+    pub async fn connect(config: &DatabaseConfig, migrations: Migrations) -> Result<Self, DatabaseError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalise_url(&config.url)?;
+        let options = AnyConnectOptions::from_str(&url).map_err(DatabaseError::Connect)?;
+        let busy_timeout_ms = config.acquire_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes a
+                        // writer wait for the lock instead of failing at once.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        let busy = format!("PRAGMA busy_timeout = {busy_timeout_ms}");
+                        sqlx::query(&busy).execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(DatabaseError::Connect)?;
+        let migrator = match backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a transaction that reads first and upgrades later can fail with
+    /// "database is locked" without waiting, which concurrent reservations would hit.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Closes every connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Checks the scheme and, for SQLite, makes sure the file can be created.
+fn normalise_url(url: &str) -> Result<(Backend, String), DatabaseError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Err(DatabaseError::UnsupportedUrl { url: url.to_owned() });
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| DatabaseError::CreateDir { path: path.to_owned(), source })?;
+    }
+    let query = if query.contains("mode=") {
+        query.to_owned()
+    } else if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_postgres_urls_pass_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("nested/x.db");
+        let (backend, url) = normalise_url(&format!("sqlite://{}", file.display())).expect("sqlite");
+        assert_eq!(backend, Backend::Sqlite);
+        assert!(url.ends_with("x.db?mode=rwc"), "{url}");
+        assert!(dir.path().join("nested").is_dir());
+
+        let (backend, url) = normalise_url("postgres://root@127.0.0.1/test").expect("pg");
+        assert_eq!((backend, url.as_str()), (Backend::Postgres, "postgres://root@127.0.0.1/test"));
+
+        assert!(normalise_url("mysql://x").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! What every bookstore program needs and nothing domain-specific: configuration with hot
+//! reload, telemetry, shutdown, database pools and migrations, JWT verification, the gRPC health
+//! service, and helpers for carrying tokens and request ids in RPC metadata.
+
+pub mod configuration;
+pub mod database;
+pub mod health;
+pub mod program;
+pub mod reload;
+pub mod rpc_metadata;
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+pub mod tokens;

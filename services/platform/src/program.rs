@@ -1,0 +1,42 @@
+//! The start-up every binary shares: parse `--config`, load configuration, install telemetry,
+//! arm the shutdown signal, and start the config watcher (whose log level is applied live).
+
+use clap::Parser;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    configuration::{Cli, ConfigError, ConfigSource, ProgramConfig},
+    reload::{ReloadError, ReloadTiming, watch_config},
+    shutdown, telemetry,
+};
+
+/// A program ready to build its application.
+pub struct Started<C> {
+    /// The current configuration, updated when the file changes.
+    pub config: watch::Receiver<C>,
+    /// Cancelled on SIGTERM or SIGINT.
+    pub stop: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+}
+
+/// Runs the shared start-up for a program whose configuration type is `C`.
+pub fn start<C: ProgramConfig>() -> Result<Started<C>, StartError> {
+    let source = ConfigSource::from_cli(Cli::parse().config);
+    let config: C = source.load()?;
+    let log = telemetry::init(config.log());
+    if let Some(file) = &source.file {
+        tracing::info!(file = %file.display(), "configuration loaded");
+    }
+    let stop = shutdown::token_cancelled_on_signal();
+    let config = watch_config(source, config, ReloadTiming::default(), stop.clone())?;
+    log.follow(config.clone(), |c: &C| c.log().level.as_str());
+    Ok(Started { config, stop })
+}

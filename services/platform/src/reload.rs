@@ -1,0 +1,107 @@
+//! Hot reload of a program's configuration file.
+//!
+//! Kubernetes mounts a ConfigMap as a directory in which `config.toml -> ..data/config.toml` and
+//! `..data -> ..2026_11_26_…`; an update writes a new timestamped directory and atomically
+//! renames a new `..data` symlink over the old one. No event ever names `config.toml`, and a watch
+//! on the file itself dies after the first swap. So we watch the *directory*, treat any burst of
+//! events as "something changed", wait for the burst to settle, re-read every layer, and publish
+//! the result only if it parses and differs. A periodic re-read covers lost inotify events.
+
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::configuration::ConfigSource;
+
+/// How the reloader waits and polls.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadTiming {
+    /// After the first event, wait until this long passes with no further event.
+    pub debounce: Duration,
+    /// Re-read this often even without events (inotify queues can overflow).
+    pub poll_interval: Duration,
+}
+
+impl Default for ReloadTiming {
+    fn default() -> Self {
+        Self { debounce: Duration::from_millis(300), poll_interval: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch config directory {dir}: {source}")]
+pub struct ReloadError {
+    dir: String,
+    source: notify::Error,
+}
+
+/// Publishes `initial` now and every later valid, changed version of the configuration, until
+/// `stop` fires. Without a config file there is nothing to watch and `initial` stays current.
+pub fn watch_config<T>(
+    source: ConfigSource,
+    initial: T,
+    timing: ReloadTiming,
+    stop: CancellationToken,
+) -> Result<watch::Receiver<T>, ReloadError>
+where
+    T: DeserializeOwned + PartialEq + Send + Sync + 'static,
+{
+    let (sender, receiver) = watch::channel(initial);
+    let Some(dir) = source.directory().map(|d| d.to_path_buf()) else {
+        // Keep the sender alive so receivers see a live channel, not a closed one.
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            drop(sender);
+        });
+        return Ok(receiver);
+    };
+
+    let (events_tx, mut events) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        // Which event it was does not matter: we re-read and compare.
+        let _ = events_tx.send(());
+    })
+    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w))
+    .map_err(|source| ReloadError { dir: dir.display().to_string(), source })?;
+
+    tokio::spawn(async move {
+        let mut poll = tokio::time::interval(timing.poll_interval);
+        poll.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                event = events.recv() => {
+                    if event.is_none() { break; }
+                    // Swallow the rest of the burst (a ConfigMap swap is ~7 events).
+                    while let Ok(Some(())) = tokio::time::timeout(timing.debounce, events.recv()).await {}
+                }
+                _ = poll.tick() => {}
+            }
+            match source.load::<T>() {
+                Ok(fresh) => {
+                    let changed = sender.send_if_modified(|current| {
+                        if *current == fresh {
+                            false
+                        } else {
+                            *current = fresh;
+                            true
+                        }
+                    });
+                    if changed {
+                        tracing::info!(dir = %dir.display(), "configuration reloaded");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "configuration file is invalid; keeping the last good configuration");
+                }
+            }
+        }
+        // Dropping the watcher here, not earlier, keeps events flowing while we run.
+        let _ = watcher.unwatch(&dir);
+        tracing::info!("config watcher stopped");
+    });
+    Ok(receiver)
+}

@@ -1,0 +1,123 @@
+//! Carrying the caller's token and the request id across RPCs.
+//!
+//! gRPC: metadata keys `authorization` (`Bearer <jwt>`) and `x-request-id`.
+//! Thrift: TTHeader metainfo. A Volo client's *transient* values arrive at the server as
+//! *upstream* values, under the same keys.
+
+use std::{cell::RefCell, future::Future};
+
+use metainfo::{Forward, METAINFO, MetaInfo};
+use volo_grpc::metadata::MetadataValue;
+
+use crate::tokens::{Caller, TokenError, TokenVerifier};
+
+pub const AUTHORIZATION: &str = "authorization";
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The credentials and trace id a call carries on to the next service.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallMetadata {
+    /// The raw JWT (without the `Bearer ` prefix).
+    pub token: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Why an RPC's caller could not be established.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication required")]
+    Missing,
+    #[error("{0}")]
+    Invalid(#[from] TokenError),
+}
+
+/// Extracts the token from `Bearer <jwt>`; the scheme word is case-insensitive.
+pub fn strip_bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl CallMetadata {
+    /// What an incoming gRPC request carries.
+    pub fn from_grpc<T>(req: &volo_grpc::Request<T>) -> Self {
+        let get = |key: &str| req.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Self {
+            token: get(AUTHORIZATION).as_deref().and_then(strip_bearer).map(str::to_owned),
+            request_id: get(REQUEST_ID),
+        }
+    }
+
+    /// What the Thrift request being served carries (empty outside a Thrift handler).
+    pub fn from_thrift() -> Self {
+        METAINFO
+            .try_with(|mi| {
+                let mi = mi.borrow();
+                Self {
+                    token: mi
+                        .get_upstream(AUTHORIZATION)
+                        .as_deref()
+                        .and_then(strip_bearer)
+                        .map(str::to_owned),
+                    request_id: mi.get_upstream(REQUEST_ID).map(|v| v.to_string()),
+                }
+            })
+            .unwrap_or_default()
+    }
+
+    /// Verifies the token, if any: `Ok(None)` for an anonymous call, `Err` for a bad token.
+    pub fn caller(&self, verifier: &TokenVerifier) -> Result<Option<Caller>, TokenError> {
+        self.token.as_deref().map(|t| verifier.verify_access(t)).transpose()
+    }
+
+    /// Like [`Self::caller`], but an anonymous call is an error too.
+    pub fn require_caller(&self, verifier: &TokenVerifier) -> Result<Caller, AuthError> {
+        self.caller(verifier)?.ok_or(AuthError::Missing)
+    }
+
+    /// Wraps a message in a gRPC request carrying this metadata.
+    pub fn grpc_request<T>(&self, message: T) -> volo_grpc::Request<T> {
+        let mut request = volo_grpc::Request::new(message);
+        let metadata = request.metadata_mut();
+        if let Some(Ok(value)) = self.token.as_ref().map(|t| format!("Bearer {t}").parse::<MetadataValue<_>>()) {
+            metadata.insert(AUTHORIZATION, value);
+        }
+        if let Some(Ok(value)) = self.request_id.as_deref().map(str::parse::<MetadataValue<_>>) {
+            metadata.insert(REQUEST_ID, value);
+        }
+        request
+    }
+
+    /// Runs a Volo Thrift client call with this metadata in its TTHeader.
+    pub async fn thrift_call<F: Future>(&self, call: F) -> F::Output {
+        let mut mi = MetaInfo::new();
+        if let Some(token) = &self.token {
+            mi.set_transient(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(id) = &self.request_id {
+            mi.set_transient(REQUEST_ID, id.clone());
+        }
+        METAINFO.scope(RefCell::new(mi), call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(strip_bearer("bearer abc"), Some("abc"));
+        assert_eq!(strip_bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(strip_bearer("Basic abc"), None);
+        assert_eq!(strip_bearer("Bearer "), None);
+        assert_eq!(strip_bearer("abc"), None);
+    }
+
+    #[test]
+    fn grpc_metadata_round_trips() {
+        let sent = CallMetadata { token: Some("t.o.k".into()), request_id: Some("r-1".into()) };
+        let request = sent.grpc_request(());
+        assert_eq!(CallMetadata::from_grpc(&request), sent);
+    }
+}

@@ -1,0 +1,288 @@
+//! The JWTs that the gateway issues and every program verifies.
+//!
+//! Tokens are signed with Ed25519 (JWT `alg: EdDSA`). Only the gateway holds the private key;
+//! services get the public key and can verify but never mint. Verification pins the algorithm,
+//! so `alg: none` and HMAC tokens "signed" with the public key are rejected.
+
+use std::path::Path;
+
+use ed25519_dalek::{
+    SigningKey,
+    pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Role that unlocks catalogue writes and other users' accounts.
+pub const ROLE_ADMIN: &str = "ROLE_ADMIN";
+/// Role every registered account has.
+pub const ROLE_USER: &str = "ROLE_USER";
+/// Scope of tokens held by services calling services.
+pub const SCOPE_SERVICE: &str = "SERVICE";
+/// Scope of tokens held by the web front-end on behalf of a user.
+pub const SCOPE_BROWSER: &str = "BROWSER";
+
+/// Whether a token grants access or only the right to get a new access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUse {
+    Access,
+    Refresh,
+}
+
+/// The claims of every bookstore JWT. Field names follow Spring Security OAuth2's tokens, which
+/// the Fenix front-end and its tools already know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account's username; absent on client-credentials (service) tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Same as `user_name` (both spellings are in use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The account's id; absent on service tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<i64>,
+    #[serde(default)]
+    pub authorities: Vec<String>,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    pub client_id: String,
+    /// Unique token id (UUID).
+    pub jti: String,
+    pub token_use: TokenUse,
+    /// Issuer; verification requires the configured one.
+    pub iss: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+/// Who is calling, as proven by a verified access token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub username: Option<String>,
+    pub account_id: Option<i64>,
+    pub authorities: Vec<String>,
+    pub scopes: Vec<String>,
+    pub client_id: String,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.authorities.iter().any(|a| a == ROLE_ADMIN)
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// True when the token was issued to the account with this username (case-insensitive).
+    pub fn is_user(&self, username: &str) -> bool {
+        self.username.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(username))
+    }
+}
+
+impl From<Claims> for Caller {
+    fn from(claims: Claims) -> Self {
+        Self {
+            username: claims.user_name.or(claims.username),
+            account_id: claims.account_id,
+            authorities: claims.authorities,
+            scopes: claims.scope,
+            client_id: claims.client_id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is invalid: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("a refresh token cannot be used to call APIs")]
+    NotAnAccessToken,
+    #[error("a refresh token is required")]
+    NotARefreshToken,
+    #[error("cannot read key file {path}: {source}")]
+    KeyFile { path: String, source: std::io::Error },
+    #[error("key file {path} is not an Ed25519 PEM key: {message}")]
+    KeyFormat { path: String, message: String },
+}
+
+/// Verifies tokens with the issuer's public key.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    /// `public_key_pem` is an Ed25519 SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_pem(public_key_pem: &[u8], issuer: &str) -> Result<Self, TokenError> {
+        let key = DecodingKey::from_ed_pem(public_key_pem)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.leeway = 5;
+        Ok(Self { key, validation })
+    }
+
+    pub fn from_pem_file(path: &Path, issuer: &str) -> Result<Self, TokenError> {
+        let pem = read_key(path)?;
+        Self::from_pem(&pem, issuer).map_err(|e| key_format(path, e))
+    }
+
+    /// Verifies signature, issuer and expiry, and returns the claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?.claims)
+    }
+
+    /// Verifies an access token and returns who it speaks for.
+    pub fn verify_access(&self, token: &str) -> Result<Caller, TokenError> {
+        let claims = self.verify(token)?;
+        if claims.token_use != TokenUse::Access {
+            return Err(TokenError::NotAnAccessToken);
+        }
+        Ok(claims.into())
+    }
+}
+
+/// Signs tokens with the private key. Only the gateway (the token endpoint) has one.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: EncodingKey,
+}
+
+impl TokenSigner {
+    /// `private_key_pem` is an Ed25519 PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub fn from_pem(private_key_pem: &[u8]) -> Result<Self, TokenError> {
+        Ok(Self { key: EncodingKey::from_ed_pem(private_key_pem)? })
+    }
+
+    pub fn from_pem_file(path: &Path) -> Result<Self, TokenError> {
+        let pem = read_key(path)?;
+        Self::from_pem(&pem).map_err(|e| key_format(path, e))
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)?)
+    }
+}
+
+/// A freshly generated Ed25519 key pair as PEM text, for development and tests.
+pub struct KeyPairPem {
+    pub private_pem: String,
+    pub public_pem: String,
+}
+
+impl KeyPairPem {
+    pub fn generate() -> Self {
+        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        // Encoding a valid in-memory key cannot fail; the fallbacks are unreachable in practice.
+        let private_pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .unwrap_or_default();
+        let public_pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).unwrap_or_default();
+        Self { private_pem, public_pem }
+    }
+
+    /// Writes `token-signing.pem` and `token-signing.pub.pem` into `dir` unless both exist, and
+    /// returns their paths. The private key file is readable by its owner only.
+    pub fn ensure_files(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let private = dir.join("token-signing.pem");
+        let public = dir.join("token-signing.pub.pem");
+        if private.is_file() && public.is_file() {
+            return Ok((private, public));
+        }
+        std::fs::create_dir_all(dir)?;
+        let pair = Self::generate();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&private)?;
+        std::io::Write::write_all(&mut file, pair.private_pem.as_bytes())?;
+        std::fs::write(&public, pair.public_pem)?;
+        Ok((private, public))
+    }
+}
+
+fn read_key(path: &Path) -> Result<Vec<u8>, TokenError> {
+    std::fs::read(path).map_err(|source| TokenError::KeyFile { path: path.display().to_string(), source })
+}
+
+fn key_format(path: &Path, error: TokenError) -> TokenError {
+    TokenError::KeyFormat { path: path.display().to_string(), message: error.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(token_use: TokenUse, exp_offset: i64) -> Claims {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        Claims {
+            user_name: Some("icyfenix".into()),
+            username: Some("icyfenix".into()),
+            account_id: Some(1),
+            authorities: vec![ROLE_USER.into(), ROLE_ADMIN.into()],
+            scope: vec![SCOPE_BROWSER.into()],
+            client_id: "bookstore_frontend".into(),
+            jti: "id".into(),
+            token_use,
+            iss: "bookstore".into(),
+            iat: now,
+            exp: now + exp_offset,
+        }
+    }
+
+    fn pair() -> (TokenSigner, TokenVerifier) {
+        let keys = KeyPairPem::generate();
+        let signer = TokenSigner::from_pem(keys.private_pem.as_bytes()).expect("private key");
+        let verifier = TokenVerifier::from_pem(keys.public_pem.as_bytes(), "bookstore").expect("public key");
+        (signer, verifier)
+    }
+
+    #[test]
+    fn a_signed_access_token_verifies_into_its_caller() {
+        let (signer, verifier) = pair();
+        let token = signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
+        let caller = verifier.verify_access(&token).expect("verify");
+        assert_eq!(caller.username.as_deref(), Some("icyfenix"));
+        assert!(caller.is_admin());
+        assert!(caller.is_user("IcyFenix"));
+        assert!(!caller.has_scope(SCOPE_SERVICE));
+    }
+
+    #[test]
+    fn expired_refresh_foreign_and_tampered_tokens_are_refused() {
+        let (signer, verifier) = pair();
+        let expired = signer.sign(&claims(TokenUse::Access, -60)).expect("sign");
+        assert!(verifier.verify_access(&expired).is_err());
+
+        let refresh = signer.sign(&claims(TokenUse::Refresh, 60)).expect("sign");
+        assert!(matches!(verifier.verify_access(&refresh), Err(TokenError::NotAnAccessToken)));
+
+        let (other_signer, _) = pair();
+        let foreign = other_signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
+        assert!(verifier.verify_access(&foreign).is_err());
+
+        let good = signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
+        let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+        parts[1] = parts[1].replacen('e', 'f', 1);
+        assert!(verifier.verify_access(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn unsigned_tokens_are_refused() {
+        let (_, verifier) = pair();
+        // {"alg":"none","typ":"JWT"} . claims . (no signature)
+        let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+        let body = "eyJ1c2VyX25hbWUiOiJ4IiwiY2xpZW50X2lkIjoieCIsImp0aSI6IngiLCJ0b2tlbl91c2UiOiJhY2Nlc3MiLCJpc3MiOiJib29rc3RvcmUiLCJpYXQiOjAsImV4cCI6OTk5OTk5OTk5OX0";
+        assert!(verifier.verify_access(&format!("{header}.{body}.")).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The warehouse's rules, free of wire types and SQL.
