@@ -41,12 +41,18 @@ pub struct ConfigSource {
 impl ConfigSource {
     /// A file plus environment overrides: what the real binaries use.
     pub fn new(file: Option<PathBuf>) -> Self {
-        Self { file, use_env: true }
+        Self {
+            file,
+            use_env: true,
+        }
     }
 
     /// Only the given file, no environment: for tests and embedding.
     pub fn file_only(file: impl Into<PathBuf>) -> Self {
-        Self { file: Some(file.into()), use_env: false }
+        Self {
+            file: Some(file.into()),
+            use_env: false,
+        }
     }
 
     /// `--config PATH` if given, else `$CONFIG_PATH`, else no file.
@@ -68,13 +74,19 @@ impl ConfigSource {
         if self.use_env {
             figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
         }
-        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 
     /// The directory holding the config file (what the hot reloader watches).
     pub fn directory(&self) -> Option<&Path> {
         self.file.as_deref().and_then(Path::parent).map(|dir| {
-            if dir.as_os_str().is_empty() { Path::new(".") } else { dir }
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
         })
     }
 }
@@ -99,7 +111,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Human }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Human,
+        }
     }
 }
 
@@ -122,7 +137,10 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn with_listen(listen: &str) -> Self {
-        Self { listen: listen.into(), drain_seconds: 10 }
+        Self {
+            listen: listen.into(),
+            drain_seconds: 10,
+        }
     }
 }
 
@@ -144,7 +162,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { public_key_path: "data/keys/token-signing.pub.pem".into(), issuer: "bookstore".into() }
+        Self {
+            public_key_path: "data/keys/token-signing.pub.pem".into(),
+            issuer: "bookstore".into(),
+        }
     }
 }
 

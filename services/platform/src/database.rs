@@ -29,13 +29,20 @@ pub struct DatabaseConfig {
 
 impl DatabaseConfig {
     pub fn sqlite_file(path: &Path) -> Self {
-        Self { url: format!("sqlite://{}", path.display()), ..Self::default() }
+        Self {
+            url: format!("sqlite://{}", path.display()),
+            ..Self::default()
+        }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://data/bookstore.db".into(), max_connections: 8, acquire_timeout_ms: 5_000 }
+        Self {
+            url: "sqlite://data/bookstore.db".into(),
+            max_connections: 8,
+            acquire_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -58,7 +65,10 @@ pub enum DatabaseError {
     #[error("unsupported database URL {url:?}: use sqlite://… or postgres://…")]
     UnsupportedUrl { url: String },
     #[error("cannot create the directory for {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -74,7 +84,10 @@ pub struct Database {
 
 impl Database {
     /// Connects (creating a SQLite file and its directory if missing) and applies `migrations`.
-    pub async fn connect(config: &DatabaseConfig, migrations: Migrations) -> Result<Self, DatabaseError> {
+    pub async fn connect(
+        config: &DatabaseConfig,
+        migrations: Migrations,
+    ) -> Result<Self, DatabaseError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalise_url(&config.url)?;
         let options = AnyConnectOptions::from_str(&url).map_err(DatabaseError::Connect)?;
@@ -87,11 +100,17 @@ impl Database {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy timeout makes a
                         // writer wait for the lock instead of failing at once.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
                         let busy = format!("PRAGMA busy_timeout = {busy_timeout_ms}");
                         sqlx::query(&busy).execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -136,13 +155,23 @@ fn normalise_url(url: &str) -> Result<(Backend, String), DatabaseError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_owned()));
     }
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
-        return Err(DatabaseError::UnsupportedUrl { url: url.to_owned() });
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(DatabaseError::UnsupportedUrl {
+            url: url.to_owned(),
+        });
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| DatabaseError::CreateDir { path: path.to_owned(), source })?;
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DatabaseError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     let query = if query.contains("mode=") {
         query.to_owned()
@@ -162,13 +191,17 @@ mod tests {
     fn sqlite_urls_get_create_mode_and_postgres_urls_pass_through() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("nested/x.db");
-        let (backend, url) = normalise_url(&format!("sqlite://{}", file.display())).expect("sqlite");
+        let (backend, url) =
+            normalise_url(&format!("sqlite://{}", file.display())).expect("sqlite");
         assert_eq!(backend, Backend::Sqlite);
         assert!(url.ends_with("x.db?mode=rwc"), "{url}");
         assert!(dir.path().join("nested").is_dir());
 
         let (backend, url) = normalise_url("postgres://root@127.0.0.1/test").expect("pg");
-        assert_eq!((backend, url.as_str()), (Backend::Postgres, "postgres://root@127.0.0.1/test"));
+        assert_eq!(
+            (backend, url.as_str()),
+            (Backend::Postgres, "postgres://root@127.0.0.1/test")
+        );
 
         assert!(normalise_url("mysql://x").is_err());
     }

@@ -38,7 +38,13 @@ pub struct HealthService {
 pub fn health_service(services: &[&str]) -> (HealthReporter, HealthService) {
     let (status, receiver) = watch::channel(ServingStatus::SERVING);
     let services = services.iter().map(|s| s.to_string()).collect();
-    (HealthReporter { status }, HealthService { status: receiver, services })
+    (
+        HealthReporter { status },
+        HealthService {
+            status: receiver,
+            services,
+        },
+    )
 }
 
 impl HealthService {
@@ -56,7 +62,9 @@ impl Health for HealthService {
         if !self.knows(service) {
             return Err(Status::not_found(format!("unknown service {service:?}")));
         }
-        Ok(Response::new(HealthCheckResponse { status: *self.status.borrow() }))
+        Ok(Response::new(HealthCheckResponse {
+            status: *self.status.borrow(),
+        }))
     }
 
     async fn watch(
@@ -64,8 +72,11 @@ impl Health for HealthService {
         req: Request<HealthCheckRequest>,
     ) -> Result<Response<BoxStream<'static, Result<HealthCheckResponse, Status>>>, Status> {
         if !self.knows(&req.get_ref().service) {
-            let unknown = HealthCheckResponse { status: ServingStatus::SERVICE_UNKNOWN };
-            let stream = futures::stream::once(async move { Ok(unknown) }).chain(futures::stream::pending());
+            let unknown = HealthCheckResponse {
+                status: ServingStatus::SERVICE_UNKNOWN,
+            };
+            let stream =
+                futures::stream::once(async move { Ok(unknown) }).chain(futures::stream::pending());
             return Ok(Response::new(Box::pin(stream)));
         }
         let mut status = self.status.clone();

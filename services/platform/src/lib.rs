@@ -4,6 +4,7 @@
 
 pub mod configuration;
 pub mod database;
+pub mod discovery;
 pub mod health;
 pub mod program;
 pub mod reload;

@@ -27,7 +27,10 @@ pub struct ReloadTiming {
 
 impl Default for ReloadTiming {
     fn default() -> Self {
-        Self { debounce: Duration::from_millis(300), poll_interval: Duration::from_secs(30) }
+        Self {
+            debounce: Duration::from_millis(300),
+            poll_interval: Duration::from_secs(30),
+        }
     }
 }
 
@@ -65,7 +68,10 @@ where
         let _ = events_tx.send(());
     })
     .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w))
-    .map_err(|source| ReloadError { dir: dir.display().to_string(), source })?;
+    .map_err(|source| ReloadError {
+        dir: dir.display().to_string(),
+        source,
+    })?;
 
     tokio::spawn(async move {
         let mut poll = tokio::time::interval(timing.poll_interval);

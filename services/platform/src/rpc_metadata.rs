@@ -41,9 +41,17 @@ pub fn strip_bearer(value: &str) -> Option<&str> {
 impl CallMetadata {
     /// What an incoming gRPC request carries.
     pub fn from_grpc<T>(req: &volo_grpc::Request<T>) -> Self {
-        let get = |key: &str| req.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let get = |key: &str| {
+            req.metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Self {
-            token: get(AUTHORIZATION).as_deref().and_then(strip_bearer).map(str::to_owned),
+            token: get(AUTHORIZATION)
+                .as_deref()
+                .and_then(strip_bearer)
+                .map(str::to_owned),
             request_id: get(REQUEST_ID),
         }
     }
@@ -67,7 +75,10 @@ impl CallMetadata {
 
     /// Verifies the token, if any: `Ok(None)` for an anonymous call, `Err` for a bad token.
     pub fn caller(&self, verifier: &TokenVerifier) -> Result<Option<Caller>, TokenError> {
-        self.token.as_deref().map(|t| verifier.verify_access(t)).transpose()
+        self.token
+            .as_deref()
+            .map(|t| verifier.verify_access(t))
+            .transpose()
     }
 
     /// Like [`Self::caller`], but an anonymous call is an error too.
@@ -79,10 +90,18 @@ impl CallMetadata {
     pub fn grpc_request<T>(&self, message: T) -> volo_grpc::Request<T> {
         let mut request = volo_grpc::Request::new(message);
         let metadata = request.metadata_mut();
-        if let Some(Ok(value)) = self.token.as_ref().map(|t| format!("Bearer {t}").parse::<MetadataValue<_>>()) {
+        if let Some(Ok(value)) = self
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<_>>())
+        {
             metadata.insert(AUTHORIZATION, value);
         }
-        if let Some(Ok(value)) = self.request_id.as_deref().map(str::parse::<MetadataValue<_>>) {
+        if let Some(Ok(value)) = self
+            .request_id
+            .as_deref()
+            .map(str::parse::<MetadataValue<_>>)
+        {
             metadata.insert(REQUEST_ID, value);
         }
         request
@@ -116,7 +135,10 @@ mod tests {
 
     #[test]
     fn grpc_metadata_round_trips() {
-        let sent = CallMetadata { token: Some("t.o.k".into()), request_id: Some("r-1".into()) };
+        let sent = CallMetadata {
+            token: Some("t.o.k".into()),
+            request_id: Some("r-1".into()),
+        };
         let request = sent.grpc_request(());
         assert_eq!(CallMetadata::from_grpc(&request), sent);
     }

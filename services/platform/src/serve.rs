@@ -32,7 +32,10 @@ pub struct StoppableIncoming {
 
 impl StoppableIncoming {
     pub fn new(listener: TcpListener, stop: CancellationToken) -> Self {
-        Self { inner: DefaultIncoming::from(listener), stop }
+        Self {
+            inner: DefaultIncoming::from(listener),
+            stop,
+        }
     }
 }
 
@@ -100,11 +103,18 @@ impl ServerTask {
             let served = with_drain_deadline(server, stop, drain).await;
             tracing::info!("{name} server stopped");
             match served {
-                Some(Err(error)) => Err(ServeError { name, message: error.to_string() }),
+                Some(Err(error)) => Err(ServeError {
+                    name,
+                    message: error.to_string(),
+                }),
                 _ => Ok(()),
             }
         };
-        Ok(Self { name, address, future: Box::pin(future) })
+        Ok(Self {
+            name,
+            address,
+            future: Box::pin(future),
+        })
     }
 
     pub fn address(&self) -> SocketAddr {

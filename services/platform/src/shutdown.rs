@@ -10,7 +10,10 @@ pub use tokio_util::sync::CancellationToken;
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; only an explicit stop will shut down");
         std::future::pending::<()>().await;
         return;
@@ -47,7 +50,10 @@ pub async fn with_drain_deadline<F: Future>(
     match tokio::time::timeout(drain, server).await {
         Ok(output) => Some(output),
         Err(_) => {
-            tracing::warn!(drain_seconds = drain.as_secs_f64(), "drain deadline passed; closing remaining connections");
+            tracing::warn!(
+                drain_seconds = drain.as_secs_f64(),
+                "drain deadline passed; closing remaining connections"
+            );
             None
         }
     }

@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 
 use tokio::sync::watch;
-use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt,
+};
 
 use crate::configuration::{LogConfig, LogFormat};
 
@@ -54,7 +56,12 @@ pub fn init(config: &LogConfig) -> LogLevelHandle {
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match config.format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .try_init(),
         LogFormat::Human => registry
             .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))

@@ -20,7 +20,8 @@ impl TestPostgres {
     /// Creates a fresh, empty database. Panics with a clear message when no server answers:
     /// PostgreSQL is part of the test environment, and silently skipping would hide failures.
     pub async fn create() -> Self {
-        let admin_url = std::env::var("BOOKSTORE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        let admin_url = std::env::var("BOOKSTORE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
         let name = format!("bookstore_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
@@ -30,9 +31,15 @@ impl TestPostgres {
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         let _ = admin.close().await;
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
         let url = format!("{base}/{name}");
-        Self { admin_url, name, url }
+        Self {
+            admin_url,
+            name,
+            url,
+        }
     }
 }
 
@@ -41,10 +48,16 @@ impl Drop for TestPostgres {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         // Drop runs inside the test's runtime; a separate thread with its own runtime can block.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url).await.ok()?;
-                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.ok()?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .ok()?;
                 admin.close().await.ok()
             })
         })
@@ -72,7 +85,8 @@ pub enum TestIdentity<'a> {
 impl TestKeys {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for keys");
-        let (private, _) = crate::tokens::KeyPairPem::ensure_files(dir.path()).expect("write test keys");
+        let (private, _) =
+            crate::tokens::KeyPairPem::ensure_files(dir.path()).expect("write test keys");
         let signer = crate::tokens::TokenSigner::from_pem_file(&private).expect("read test key");
         Self { dir, signer }
     }
@@ -98,10 +112,21 @@ impl TestKeys {
         use crate::tokens::*;
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let (username, account_id, authorities, scope) = match who {
-            TestIdentity::Admin => (Some("admin"), Some(1), vec![ROLE_USER, ROLE_ADMIN], vec![SCOPE_BROWSER]),
-            TestIdentity::User { username, account_id } => {
-                (Some(username), Some(account_id), vec![ROLE_USER], vec![SCOPE_BROWSER])
-            }
+            TestIdentity::Admin => (
+                Some("admin"),
+                Some(1),
+                vec![ROLE_USER, ROLE_ADMIN],
+                vec![SCOPE_BROWSER],
+            ),
+            TestIdentity::User {
+                username,
+                account_id,
+            } => (
+                Some(username),
+                Some(account_id),
+                vec![ROLE_USER],
+                vec![SCOPE_BROWSER],
+            ),
             TestIdentity::Service => (None, None, vec![], vec![SCOPE_SERVICE]),
         };
         let claims = Claims {
@@ -151,7 +176,10 @@ impl ChildProgram {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains(" ready") {
                     let address = line
                         .split_whitespace()
@@ -176,10 +204,15 @@ impl ChildProgram {
 
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the exit status and how long
     /// it took, or panics (after SIGKILL) when the limit passes.
-    pub fn terminate(mut self, limit: std::time::Duration) -> (std::process::ExitStatus, std::time::Duration) {
+    pub fn terminate(
+        mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, std::time::Duration) {
         let started = std::time::Instant::now();
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return (status, started.elapsed());

@@ -34,7 +34,10 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             server: ServerConfig::with_listen("0.0.0.0:8820"),
-            database: DatabaseConfig { url: "sqlite://data/warehouse.db".into(), ..Default::default() },
+            database: DatabaseConfig {
+                url: "sqlite://data/warehouse.db".into(),
+                ..Default::default()
+            },
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             seed: SeedConfig::default(),

@@ -35,7 +35,10 @@ static MIGRATIONS: Migrations = Migrations {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot listen on {listen}: {source}")]
-    Bind { listen: String, source: std::io::Error },
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tokens(#[from] TokenError),
     #[error(transparent)]
@@ -54,7 +57,9 @@ impl Application {
     /// Binds `settings.server.listen`, connects the database, applies migrations and seeds.
     pub async fn build(settings: Settings, stop: CancellationToken) -> Result<Self, BuildError> {
         let listen = settings.server.listen.clone();
-        let (listener, _) = serve::bind(&listen).await.map_err(|source| BuildError::Bind { listen, source })?;
+        let (listener, _) = serve::bind(&listen)
+            .await
+            .map_err(|source| BuildError::Bind { listen, source })?;
         Self::build_with_listener(settings, listener, stop).await
     }
 
@@ -67,7 +72,9 @@ impl Application {
         let verifier = settings.auth.verifier()?;
         let database = Database::connect(&settings.database, MIGRATIONS).await?;
         if settings.seed.demo_data {
-            store::seed_demo_catalogue(&database).await.map_err(BuildError::Seed)?;
+            store::seed_demo_catalogue(&database)
+                .await
+                .map_err(BuildError::Seed)?;
         }
 
         let (health_reporter, health) = health_service(&[SERVICE_NAME]);
@@ -85,7 +92,10 @@ impl Application {
             move || health_reporter.set_not_serving(),
             |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
         )
-        .map_err(|source| BuildError::Bind { listen: settings.server.listen, source })?;
+        .map_err(|source| BuildError::Bind {
+            listen: settings.server.listen,
+            source,
+        })?;
         Ok(Self { server, database })
     }
 

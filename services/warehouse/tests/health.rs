@@ -10,7 +10,9 @@ use platform::{
     shutdown::CancellationToken,
     testing::{ChildProgram, TestKeys},
 };
-use rpc_idl::grpc::health::v1::{HealthCheckRequest, HealthClientBuilder, health_check_response::ServingStatus};
+use rpc_idl::grpc::health::v1::{
+    HealthCheckRequest, HealthClientBuilder, health_check_response::ServingStatus,
+};
 use warehouse::{Application, SERVICE_NAME, configuration::Settings};
 
 fn settings(keys: &TestKeys, dir: &std::path::Path) -> Settings {
@@ -23,7 +25,9 @@ fn settings(keys: &TestKeys, dir: &std::path::Path) -> Settings {
 }
 
 fn check(service: &str) -> HealthCheckRequest {
-    HealthCheckRequest { service: service.to_owned().into() }
+    HealthCheckRequest {
+        service: service.to_owned().into(),
+    }
 }
 
 #[tokio::test]
@@ -31,16 +35,28 @@ async fn health_check_reports_serving_until_shutdown() {
     let keys = TestKeys::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let stop = CancellationToken::new();
-    let app = Application::build(settings(&keys, dir.path()), stop.clone()).await.expect("build");
+    let app = Application::build(settings(&keys, dir.path()), stop.clone())
+        .await
+        .expect("build");
     let address = app.address();
     let running = tokio::spawn(app.run_until_stopped());
 
-    let client = HealthClientBuilder::new("warehouse").address(address).build();
+    let client = HealthClientBuilder::new("warehouse")
+        .address(address)
+        .build();
     for service in ["", SERVICE_NAME] {
-        let status = client.check(check(service)).await.expect("check").into_inner().status;
+        let status = client
+            .check(check(service))
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
         assert_eq!(status, ServingStatus::SERVING, "service {service:?}");
     }
-    let unknown = client.check(check("nope.Nope")).await.expect_err("unknown service");
+    let unknown = client
+        .check(check("nope.Nope"))
+        .await
+        .expect_err("unknown service");
     assert_eq!(unknown.code(), volo_grpc::Code::NotFound);
 
     let mut watch = client.watch(check("")).await.expect("watch").into_inner();
@@ -48,7 +64,9 @@ async fn health_check_reports_serving_until_shutdown() {
     assert_eq!(first.status, ServingStatus::SERVING);
 
     stop.cancel();
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("a message after shutdown");
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("a message after shutdown");
     if let Some(Ok(message)) = next {
         assert_eq!(message.status, ServingStatus::NOT_SERVING);
     }
@@ -74,14 +92,18 @@ fn sigterm_stops_the_binary_within_its_drain_deadline_despite_an_open_stream() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (watching, is_watching) = std::sync::mpsc::channel();
     let stream_task = runtime.spawn(async move {
-        let client = HealthClientBuilder::new("warehouse").address(address).build();
+        let client = HealthClientBuilder::new("warehouse")
+            .address(address)
+            .build();
         let mut watch = client.watch(check("")).await.expect("watch").into_inner();
         let first = watch.next().await.expect("first").expect("status");
         assert_eq!(first.status, ServingStatus::SERVING);
         let _ = watching.send(());
         while let Some(Ok(_)) = watch.next().await {}
     });
-    is_watching.recv_timeout(Duration::from_secs(10)).expect("stream open");
+    is_watching
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stream open");
 
     let (status, took) = program.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
