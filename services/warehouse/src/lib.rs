@@ -5,6 +5,7 @@
 //! [`store`] is the SQL.
 
 pub mod configuration;
+mod demo;
 pub mod domain;
 mod rpc;
 mod store;
@@ -22,7 +23,7 @@ use rpc_idl::{grpc::health::v1::HealthServer, warehouse::WarehouseServiceServer}
 use tokio::net::TcpListener;
 use volo_grpc::server::{Server, ServiceBuilder};
 
-use crate::configuration::Settings;
+use crate::{configuration::Settings, store::Store};
 
 /// The gRPC service name, as health checks and probes ask for it.
 pub const SERVICE_NAME: &str = "warehouse.WarehouseService";
@@ -44,7 +45,7 @@ pub enum BuildError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
     #[error("cannot seed the demo catalogue: {0}")]
-    Seed(#[source] sqlx::Error),
+    Seed(#[source] domain::WarehouseError),
 }
 
 /// A bound, ready-to-run warehouse server.
@@ -71,14 +72,22 @@ impl Application {
     ) -> Result<Self, BuildError> {
         let verifier = settings.auth.verifier()?;
         let database = Database::connect(&settings.database, MIGRATIONS).await?;
-        if settings.seed.demo_data {
-            store::seed_demo_catalogue(&database)
+        let store = Store::new(database.clone());
+        if settings.seed.demo_data
+            && store
+                .seed_demo_catalogue()
                 .await
-                .map_err(BuildError::Seed)?;
+                .map_err(BuildError::Seed)?
+        {
+            tracing::info!(
+                products = demo::BOOKS.len(),
+                advertisements = demo::ADVERTISEMENTS.len(),
+                "demo catalogue seeded"
+            );
         }
 
         let (health_reporter, health) = health_service(&[SERVICE_NAME]);
-        let warehouse = rpc::WarehouseRpc::new(database.clone(), verifier);
+        let warehouse = rpc::WarehouseRpc::new(store, verifier);
         let server = Server::new()
             .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
             .add_service(ServiceBuilder::new(WarehouseServiceServer::new(warehouse)).build());

@@ -1,8 +1,633 @@
-//! SQL for the warehouse: products, specifications, stock, advertisements, reservations.
+//! SQL for the warehouse: products, specifications, stock, advertisements and the reservation
+//! ledger. One SQL text serves SQLite and PostgreSQL (sqlx `Any`, `$n` placeholders).
+//!
+//! Every multi-statement write runs in one `begin_write()` transaction. Stock only ever moves
+//! through conditional UPDATEs (`… WHERE amount >= n`) whose `rows_affected` is checked, so the
+//! database itself refuses to oversell, whatever the concurrency.
+
+use std::collections::HashMap;
 
 use platform::database::Database;
+use sqlx::{AnyConnection, Row, any::AnyRow};
 
-/// Loads the demo catalogue into an empty database.
-pub async fn seed_demo_catalogue(_database: &Database) -> Result<(), sqlx::Error> {
-    Ok(())
+use crate::{
+    demo,
+    domain::{
+        Advertisement, PaymentId, Product, ProductDraft, ProductId, Reservation, ReservationLine,
+        ReservationState, Specification, SpecificationDraft, Stock, StockAmount, StockReservation,
+        StorageFailure, WarehouseError,
+    },
+};
+
+/// The `warehouse_meta` key recording that the demo catalogue was considered for seeding.
+const DEMO_SEEDED_KEY: &str = "demo_catalogue_seeded";
+
+/// The one conversion of database errors into domain errors.
+impl From<sqlx::Error> for WarehouseError {
+    fn from(error: sqlx::Error) -> Self {
+        let unavailable = match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => database_unavailable(db.as_ref()),
+            _ => false,
+        };
+        let source = Box::new(error);
+        WarehouseError::Storage(if unavailable {
+            StorageFailure::Unavailable(source)
+        } else {
+            StorageFailure::Failed(source)
+        })
+    }
+}
+
+/// Whether the database refused because it is busy, shutting down or out of connections (worth
+/// retrying later), rather than because of the statement.
+fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = error.code();
+    let code = code.as_deref().unwrap_or_default();
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        // Extended result codes keep the primary code in the low byte: SQLITE_BUSY (5) means the
+        // write lock was not granted within the busy timeout, SQLITE_LOCKED (6) a table lock.
+        code.parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+    } else {
+        // SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57P
+        // (operator intervention, e.g. the server shutting down).
+        code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    }
+}
+
+/// Data that breaks one of the store's own invariants.
+#[derive(Debug, thiserror::Error)]
+#[error("inconsistent warehouse data: {0}")]
+struct Inconsistent(String);
+
+fn inconsistent(message: String) -> WarehouseError {
+    WarehouseError::Storage(StorageFailure::Failed(Box::new(Inconsistent(message))))
+}
+
+/// The warehouse's tables behind typed operations. Cheap to clone (it shares the pool).
+#[derive(Clone)]
+pub struct Store {
+    database: Database,
+}
+
+impl Store {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Every product with its specifications, by id: two queries whatever the catalogue size.
+    pub async fn list_products(&self) -> Result<Vec<Product>, WarehouseError> {
+        let pool = self.database.pool();
+        let rows = sqlx::query(
+            "SELECT id, title, price_cents, rate, description, cover, detail \
+             FROM products ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut products = rows
+            .iter()
+            .map(product_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            sqlx::query("SELECT id, product_id, item, value FROM specifications ORDER BY id")
+                .fetch_all(pool)
+                .await?;
+        let mut by_product: HashMap<ProductId, Vec<Specification>> = HashMap::new();
+        for row in &rows {
+            let spec = specification_row(row)?;
+            by_product.entry(spec.product_id).or_default().push(spec);
+        }
+        // A product created between the two queries simply has no specifications yet in this
+        // answer; specifications of a product deleted in between are dropped with it.
+        for product in &mut products {
+            product.specifications = by_product.remove(&product.id).unwrap_or_default();
+        }
+        Ok(products)
+    }
+
+    pub async fn product(&self, id: ProductId) -> Result<Product, WarehouseError> {
+        let mut conn = self.database.pool().acquire().await?;
+        load_product(&mut conn, id)
+            .await?
+            .ok_or(WarehouseError::ProductNotFound(id))
+    }
+
+    /// Saves a new product, its specifications and an empty stock row.
+    pub async fn create_product(&self, draft: &ProductDraft) -> Result<Product, WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        let product = insert_product(&mut tx, draft, 0).await?;
+        tx.commit().await?;
+        Ok(product)
+    }
+
+    /// Overwrites a product's fields and replaces its specifications.
+    pub async fn update_product(
+        &self,
+        id: ProductId,
+        draft: &ProductDraft,
+    ) -> Result<Product, WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
+             cover = $5, detail = $6 WHERE id = $7",
+        )
+        .bind(draft.title())
+        .bind(draft.price_cents())
+        .bind(draft.rate())
+        .bind(draft.description())
+        .bind(draft.cover())
+        .bind(draft.detail())
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(WarehouseError::ProductNotFound(id));
+        }
+        sqlx::query("DELETE FROM specifications WHERE product_id = $1")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        insert_specifications(&mut tx, id, draft.specifications()).await?;
+        let product = load_product(&mut tx, id)
+            .await?
+            .ok_or(WarehouseError::ProductNotFound(id))?;
+        tx.commit().await?;
+        Ok(product)
+    }
+
+    /// Deletes a product with its specifications, stock and advertisements. Reservation lines
+    /// naming it stay in the ledger as history.
+    pub async fn delete_product(&self, id: ProductId) -> Result<(), WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        // Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys
+        // only when the connection enabled them.
+        for sql in [
+            "DELETE FROM specifications WHERE product_id = $1",
+            "DELETE FROM advertisements WHERE product_id = $1",
+            "DELETE FROM stockpiles WHERE product_id = $1",
+        ] {
+            sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
+        }
+        let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(WarehouseError::ProductNotFound(id));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn stock(&self, product_id: ProductId) -> Result<Stock, WarehouseError> {
+        let row = sqlx::query(
+            "SELECT id, product_id, amount, frozen FROM stockpiles WHERE product_id = $1",
+        )
+        .bind(product_id.get())
+        .fetch_optional(self.database.pool())
+        .await?;
+        match row {
+            Some(row) => Ok(stock_row(&row)?),
+            None => Err(WarehouseError::ProductNotFound(product_id)),
+        }
+    }
+
+    /// Sets the sellable amount; the frozen amount belongs to open reservations and stays.
+    pub async fn set_stock_amount(
+        &self,
+        product_id: ProductId,
+        amount: StockAmount,
+    ) -> Result<Stock, WarehouseError> {
+        let row = sqlx::query(
+            "UPDATE stockpiles SET amount = $1 WHERE product_id = $2 \
+             RETURNING id, product_id, amount, frozen",
+        )
+        .bind(amount.get())
+        .bind(product_id.get())
+        .fetch_optional(self.database.pool())
+        .await?;
+        match row {
+            Some(row) => Ok(stock_row(&row)?),
+            None => Err(WarehouseError::ProductNotFound(product_id)),
+        }
+    }
+
+    pub async fn advertisements(&self) -> Result<Vec<Advertisement>, WarehouseError> {
+        let rows = sqlx::query("SELECT id, image, product_id FROM advertisements ORDER BY id")
+            .fetch_all(self.database.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(advertisement_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Holds stock for a payment, all or nothing. A payment id that already has a reservation
+    /// of the same items gets that reservation back (in whatever state it is) and nothing
+    /// changes; other items under the same id are refused.
+    pub async fn reserve(&self, request: &StockReservation) -> Result<Reservation, WarehouseError> {
+        let payment_id = &request.payment_id;
+        let lines = request.items.lines();
+        let mut tx = self.database.begin_write().await?;
+        let now = now_millis();
+        // Claiming the payment id first serialises repeats of the same reservation: on
+        // PostgreSQL a concurrent repeat waits here for this transaction to end.
+        let claimed = sqlx::query(
+            "INSERT INTO reservations (payment_id, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (payment_id) DO NOTHING",
+        )
+        .bind(payment_id.as_str())
+        .bind(ReservationState::Reserved.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            let existing = load_reservation(&mut tx, payment_id)
+                .await?
+                .ok_or_else(|| inconsistent(format!("reservation {payment_id} vanished")))?;
+            return if existing.lines == lines {
+                Ok(existing)
+            } else {
+                Err(WarehouseError::ReservationConflict(payment_id.clone()))
+            };
+        }
+        // Lines are ordered by product id, so concurrent reservations lock stock rows in the
+        // same order and cannot deadlock.
+        for line in lines {
+            let taken = sqlx::query(
+                "UPDATE stockpiles SET amount = amount - $1, frozen = frozen + $1 \
+                 WHERE product_id = $2 AND amount >= $1",
+            )
+            .bind(line.amount)
+            .bind(line.product_id.get())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if taken != 1 {
+                // Dropping `tx` rolls back every line taken so far and the claimed id.
+                return Err(shortage(&mut tx, *line).await?);
+            }
+            sqlx::query(
+                "INSERT INTO reservation_lines (payment_id, product_id, amount) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(payment_id.as_str())
+            .bind(line.product_id.get())
+            .bind(line.amount)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Reservation {
+            payment_id: payment_id.clone(),
+            state: ReservationState::Reserved,
+            lines: lines.to_vec(),
+        })
+    }
+
+    /// The reserved units leave for good (`frozen -= n`).
+    pub async fn commit(&self, payment_id: &PaymentId) -> Result<Reservation, WarehouseError> {
+        self.settle(payment_id, ReservationState::Committed).await
+    }
+
+    /// The reserved units go back on sale (`amount += n; frozen -= n`).
+    pub async fn release(&self, payment_id: &PaymentId) -> Result<Reservation, WarehouseError> {
+        self.settle(payment_id, ReservationState::Released).await
+    }
+
+    /// Moves a RESERVED reservation to `target` and its units out of `frozen`. Already at
+    /// `target`: nothing changes and the reservation is returned. At the other final state:
+    /// refused.
+    async fn settle(
+        &self,
+        payment_id: &PaymentId,
+        target: ReservationState,
+    ) -> Result<Reservation, WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        // The state change comes first and is conditional: of a concurrent commit and release
+        // of one payment, exactly one sees RESERVED (PostgreSQL re-checks the WHERE clause after
+        // waiting for the row lock).
+        let moved = sqlx::query(
+            "UPDATE reservations SET state = $1, updated_at = $2 \
+             WHERE payment_id = $3 AND state = $4",
+        )
+        .bind(target.as_str())
+        .bind(now_millis())
+        .bind(payment_id.as_str())
+        .bind(ReservationState::Reserved.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let reservation = load_reservation(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| WarehouseError::ReservationNotFound(payment_id.clone()))?;
+        if moved == 0 {
+            return if reservation.state == target {
+                Ok(reservation)
+            } else {
+                Err(WarehouseError::WrongState {
+                    payment_id: payment_id.clone(),
+                    state: reservation.state,
+                    action: target.action(),
+                })
+            };
+        }
+        let sql = match target {
+            ReservationState::Released => {
+                "UPDATE stockpiles SET amount = amount + $1, frozen = frozen - $1 \
+                 WHERE product_id = $2 AND frozen >= $1"
+            }
+            _ => {
+                "UPDATE stockpiles SET frozen = frozen - $1 \
+                 WHERE product_id = $2 AND frozen >= $1"
+            }
+        };
+        for line in &reservation.lines {
+            let changed = sqlx::query(sql)
+                .bind(line.amount)
+                .bind(line.product_id.get())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed != 1 {
+                let exists = sqlx::query("SELECT id FROM stockpiles WHERE product_id = $1")
+                    .bind(line.product_id.get())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if exists {
+                    return Err(inconsistent(format!(
+                        "product {} has less frozen stock than payment {payment_id} holds",
+                        line.product_id
+                    )));
+                }
+                // The product was deleted while reserved: its stock went with it.
+                tracing::warn!(
+                    product_id = line.product_id.get(),
+                    %payment_id,
+                    "reservation line names a deleted product"
+                );
+            }
+        }
+        tx.commit().await?;
+        Ok(Reservation {
+            state: target,
+            ..reservation
+        })
+    }
+
+    /// Loads the demo catalogue if this database never had one and holds no products. Returns
+    /// whether it did. Safe with several replicas starting at once: the marker row decides.
+    pub async fn seed_demo_catalogue(&self) -> Result<bool, WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(DEMO_SEEDED_KEY)
+        .bind(now_millis().to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(false);
+        }
+        let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if products > 0 {
+            // Someone's real catalogue: remember that seeding was considered, add nothing.
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let mut ids = Vec::with_capacity(demo::BOOKS.len());
+        for book in demo::BOOKS {
+            let draft = book.draft()?;
+            ids.push(insert_product(&mut tx, &draft, book.stock).await?.id);
+        }
+        for ad in demo::ADVERTISEMENTS {
+            let product_id = ids.get(ad.book).ok_or_else(|| {
+                inconsistent(format!("demo advertisement {} names no book", ad.image))
+            })?;
+            sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
+                .bind(ad.image)
+                .bind(product_id.get())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Why a stock row refused `line`: the product is unknown, or it has too little.
+async fn shortage(
+    conn: &mut AnyConnection,
+    line: ReservationLine,
+) -> Result<WarehouseError, WarehouseError> {
+    let row = sqlx::query(
+        "SELECT p.title, s.amount FROM products p JOIN stockpiles s ON s.product_id = p.id \
+         WHERE p.id = $1",
+    )
+    .bind(line.product_id.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        None => WarehouseError::ProductNotFound(line.product_id),
+        Some(row) => WarehouseError::InsufficientStock {
+            product_id: line.product_id,
+            title: row.try_get("title")?,
+            requested: line.amount,
+            available: row.try_get("amount")?,
+        },
+    })
+}
+
+async fn insert_product(
+    conn: &mut AnyConnection,
+    draft: &ProductDraft,
+    stock: i64,
+) -> Result<Product, WarehouseError> {
+    let id: i64 = sqlx::query(
+        "INSERT INTO products (title, price_cents, rate, description, cover, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(draft.title())
+    .bind(draft.price_cents())
+    .bind(draft.rate())
+    .bind(draft.description())
+    .bind(draft.cover())
+    .bind(draft.detail())
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    let id = ProductId::from_stored(id);
+    let specifications = insert_specifications(conn, id, draft.specifications()).await?;
+    sqlx::query("INSERT INTO stockpiles (product_id, amount, frozen) VALUES ($1, $2, 0)")
+        .bind(id.get())
+        .bind(stock)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Product {
+        id,
+        title: draft.title().to_owned(),
+        price_cents: draft.price_cents(),
+        rate: draft.rate(),
+        description: draft.description().to_owned(),
+        cover: draft.cover().to_owned(),
+        detail: draft.detail().to_owned(),
+        specifications,
+    })
+}
+
+async fn insert_specifications(
+    conn: &mut AnyConnection,
+    product_id: ProductId,
+    drafts: &[SpecificationDraft],
+) -> Result<Vec<Specification>, WarehouseError> {
+    let mut saved = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let id: i64 = sqlx::query(
+            "INSERT INTO specifications (product_id, item, value) VALUES ($1, $2, $3) \
+             RETURNING id",
+        )
+        .bind(product_id.get())
+        .bind(draft.item())
+        .bind(draft.value())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        saved.push(Specification {
+            id,
+            item: draft.item().to_owned(),
+            value: draft.value().to_owned(),
+            product_id,
+        });
+    }
+    Ok(saved)
+}
+
+async fn load_product(
+    conn: &mut AnyConnection,
+    id: ProductId,
+) -> Result<Option<Product>, WarehouseError> {
+    let row = sqlx::query(
+        "SELECT id, title, price_cents, rate, description, cover, detail \
+         FROM products WHERE id = $1",
+    )
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut product = product_row(&row)?;
+    product.specifications = sqlx::query(
+        "SELECT id, product_id, item, value FROM specifications WHERE product_id = $1 \
+         ORDER BY id",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(specification_row)
+    .collect::<Result<_, _>>()?;
+    Ok(Some(product))
+}
+
+async fn load_reservation(
+    conn: &mut AnyConnection,
+    payment_id: &PaymentId,
+) -> Result<Option<Reservation>, WarehouseError> {
+    let row = sqlx::query("SELECT state FROM reservations WHERE payment_id = $1")
+        .bind(payment_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let stored: String = row.try_get("state")?;
+    let state = ReservationState::from_stored(&stored).ok_or_else(|| {
+        inconsistent(format!(
+            "reservation {payment_id} has unknown state {stored:?}"
+        ))
+    })?;
+    let lines = sqlx::query(
+        "SELECT product_id, amount FROM reservation_lines WHERE payment_id = $1 \
+         ORDER BY product_id",
+    )
+    .bind(payment_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(ReservationLine {
+            product_id: ProductId::from_stored(row.try_get("product_id")?),
+            amount: row.try_get("amount")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(Reservation {
+        payment_id: payment_id.clone(),
+        state,
+        lines,
+    }))
+}
+
+fn product_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
+    Ok(Product {
+        id: ProductId::from_stored(row.try_get("id")?),
+        title: row.try_get("title")?,
+        price_cents: row.try_get("price_cents")?,
+        rate: row.try_get("rate")?,
+        description: row.try_get("description")?,
+        cover: row.try_get("cover")?,
+        detail: row.try_get("detail")?,
+        specifications: Vec::new(),
+    })
+}
+
+fn specification_row(row: &AnyRow) -> Result<Specification, sqlx::Error> {
+    Ok(Specification {
+        id: row.try_get("id")?,
+        item: row.try_get("item")?,
+        value: row.try_get("value")?,
+        product_id: ProductId::from_stored(row.try_get("product_id")?),
+    })
+}
+
+fn stock_row(row: &AnyRow) -> Result<Stock, sqlx::Error> {
+    Ok(Stock {
+        id: row.try_get("id")?,
+        product_id: ProductId::from_stored(row.try_get("product_id")?),
+        amount: row.try_get("amount")?,
+        frozen: row.try_get("frozen")?,
+    })
+}
+
+fn advertisement_row(row: &AnyRow) -> Result<Advertisement, sqlx::Error> {
+    Ok(Advertisement {
+        id: row.try_get("id")?,
+        image: row.try_get("image")?,
+        product_id: ProductId::from_stored(row.try_get("product_id")?),
+    })
+}
+
+/// Milliseconds since the Unix epoch, for the ledger's timestamps.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
