@@ -1,0 +1,241 @@
+//! Accounts as the rest of the system sees them, and the validated requests that create and
+//! change them.
+
+use super::fields::{Email, Password, Role, Telephone, Username, ValidationErrors};
+
+/// An account without its password hash: the only shape that ever leaves the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub username: Username,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub telephone: Option<String>,
+    pub email: Option<String>,
+    pub location: Option<String>,
+    /// Sorted, without duplicates.
+    pub roles: Vec<Role>,
+}
+
+/// A registration as received, before any rule is checked. Optional text fields that are absent
+/// or empty mean "not given".
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationInput {
+    pub username: String,
+    pub password: String,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub telephone: Option<String>,
+    pub email: Option<String>,
+    pub location: Option<String>,
+}
+
+/// The profile fields both writes share, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub avatar: Option<String>,
+    pub telephone: Option<Telephone>,
+    pub email: Option<Email>,
+    pub location: Option<String>,
+}
+
+/// A registration that passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub username: Username,
+    pub password: Password,
+    pub profile: Profile,
+}
+
+impl NewAccount {
+    /// Checks every rule and reports all that failed.
+    pub fn parse(input: RegistrationInput) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let username = errors.check("username", Username::parse(&input.username));
+        let password = errors.check("password", Password::new(&input.password));
+        let profile = parse_profile(
+            &mut errors,
+            ProfileInput {
+                name: input.name,
+                avatar: input.avatar,
+                telephone: input.telephone,
+                email: input.email,
+                location: input.location,
+            },
+        );
+        match (username, password, profile) {
+            (Some(username), Some(password), Some(profile)) if errors.is_empty() => Ok(Self {
+                username,
+                password,
+                profile,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A profile update as received (the username cannot change).
+#[derive(Debug, Clone, Default)]
+pub struct UpdateInput {
+    pub name: String,
+    pub avatar: Option<String>,
+    pub telephone: Option<String>,
+    pub email: Option<String>,
+    pub location: Option<String>,
+    pub password: Option<String>,
+}
+
+/// A profile update that passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub profile: Profile,
+    /// `None` keeps the current password.
+    pub new_password: Option<Password>,
+}
+
+impl ProfileUpdate {
+    pub fn parse(input: UpdateInput) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let profile = parse_profile(
+            &mut errors,
+            ProfileInput {
+                name: input.name,
+                avatar: input.avatar,
+                telephone: input.telephone,
+                email: input.email,
+                location: input.location,
+            },
+        );
+        // An absent or empty password means "keep the current one" (rest-api.md §3).
+        let new_password = given(input.password).and_then(|p| Password::new(&p).ok());
+        match profile {
+            Some(profile) if errors.is_empty() => Ok(Self {
+                profile,
+                new_password,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+struct ProfileInput {
+    name: String,
+    avatar: Option<String>,
+    telephone: Option<String>,
+    email: Option<String>,
+    location: Option<String>,
+}
+
+fn parse_profile(errors: &mut ValidationErrors, input: ProfileInput) -> Option<Profile> {
+    let name = errors.check("name", parse_name(input.name));
+    let telephone = errors.check(
+        "telephone",
+        given(input.telephone)
+            .map(|t| Telephone::parse(&t))
+            .transpose(),
+    );
+    let email = errors.check(
+        "email",
+        given(input.email).map(|e| Email::parse(&e)).transpose(),
+    );
+    Some(Profile {
+        name: name?,
+        avatar: given(input.avatar),
+        telephone: telephone?,
+        email: email?,
+        location: given(input.location),
+    })
+}
+
+fn parse_name(name: String) -> Result<String, String> {
+    // A name of only spaces is as empty as no name at all on an order or an invoice.
+    if name.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(name)
+    }
+}
+
+/// Absent and empty optional fields are the same thing: "not given". Storing both as NULL keeps
+/// two accounts without an e-mail address from clashing on the unique constraint.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration() -> RegistrationInput {
+        RegistrationInput {
+            username: "Alice".into(),
+            password: "pw".into(),
+            name: "Alice".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_registration_lists_every_broken_rule() {
+        let errors = NewAccount::parse(RegistrationInput {
+            username: "a b".into(),
+            password: String::new(),
+            name: " ".into(),
+            telephone: Some("123".into()),
+            email: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["username", "password", "name", "telephone", "email"]
+        );
+    }
+
+    #[test]
+    fn empty_optional_fields_are_absent() {
+        let account = NewAccount::parse(RegistrationInput {
+            avatar: Some(String::new()),
+            telephone: Some(String::new()),
+            email: Some(String::new()),
+            location: Some(String::new()),
+            ..registration()
+        })
+        .unwrap();
+        assert_eq!(account.username.as_str(), "alice");
+        assert_eq!(
+            account.profile,
+            Profile {
+                name: "Alice".into(),
+                avatar: None,
+                telephone: None,
+                email: None,
+                location: None,
+            }
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_the_password_unless_a_non_empty_one_is_given() {
+        let base = UpdateInput {
+            name: "A".into(),
+            ..Default::default()
+        };
+        let keep = ProfileUpdate::parse(base.clone()).unwrap();
+        assert!(keep.new_password.is_none());
+        let keep = ProfileUpdate::parse(UpdateInput {
+            password: Some(String::new()),
+            ..base.clone()
+        })
+        .unwrap();
+        assert!(keep.new_password.is_none());
+        let change = ProfileUpdate::parse(UpdateInput {
+            password: Some("new".into()),
+            ..base
+        })
+        .unwrap();
+        assert_eq!(change.new_password, Some(Password::new("new").unwrap()));
+    }
+}

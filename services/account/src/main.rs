@@ -1,0 +1,12 @@
+//! The account binary: load configuration, build the application, serve until SIGTERM.
+
+use account::{Application, configuration::Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = platform::program::start::<Settings>()?;
+    let settings = started.config.borrow().clone();
+    let application = Application::build(settings, started.stop).await?;
+    application.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Password hashing with Argon2id.
+//!
+//! Hashing is deliberately slow and memory-hungry, so it runs on Tokio's blocking pool (never on
+//! the threads that serve requests), and a semaphore caps how many hashes run at once. Checking
+//! credentials for an unknown user verifies against a dummy hash made with the same parameters,
+//! so that answer takes as long as a wrong password and does not reveal which usernames exist.
+
+use std::{fmt, sync::Arc};
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{self, PasswordHasher as _, PasswordVerifier as _, SaltString},
+};
+use rand::{RngCore, rngs::OsRng};
+use tokio::sync::Semaphore;
+
+use crate::{configuration::HashingConfig, domain::Password};
+
+/// A stored password hash in PHC string form (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+///
+/// Only the store creates one from a database row, and only [`PasswordHasher`] reads it. It has
+/// no `Display`, and its `Debug` hides the value, so it cannot be logged or sent by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a value read from the database.
+    pub(crate) fn from_stored(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The value to write to the database.
+    pub(crate) fn as_stored(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("invalid Argon2 parameters: {0}")]
+    Parameters(argon2::Error),
+    #[error("cannot hash the password: {0}")]
+    Hash(password_hash::Error),
+    /// A stored hash that does not parse: the database holds something this code never wrote.
+    #[error("a stored password hash is malformed: {0}")]
+    Malformed(password_hash::Error),
+    #[error("the hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the password hasher is shut down")]
+    Closed,
+}
+
+/// Hashes and verifies passwords. Cheap to clone.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon2: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    /// Verified against when the user does not exist.
+    dummy: PasswordHash,
+}
+
+impl PasswordHasher {
+    /// Checks the parameters and makes the dummy hash (which costs one hash).
+    pub async fn new(config: &HashingConfig) -> Result<Self, HashError> {
+        let params = Params::new(
+            config.memory_kib,
+            config.iterations,
+            config.parallelism,
+            None,
+        )
+        .map_err(HashError::Parameters)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let mut hasher = Self {
+            argon2,
+            permits,
+            dummy: PasswordHash(String::new()),
+        };
+        // A random password nobody knows: no input can ever verify against it.
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        hasher.dummy = hasher.hash(&Password::candidate(&secret)).await?;
+        Ok(hasher)
+    }
+
+    /// A new salted hash of `password`.
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let argon2 = self.argon2.clone();
+        let password = password.clone();
+        self.run_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2
+                .hash_password(password.expose(), &salt)
+                .map(|hash| PasswordHash(hash.to_string()))
+                .map_err(HashError::Hash)
+        })
+        .await
+    }
+
+    /// Whether `password` matches `stored`. With no stored hash (unknown user) it verifies
+    /// against the dummy hash, which takes the same time and always fails.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&PasswordHash>,
+    ) -> Result<bool, HashError> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or(&self.dummy).clone();
+        let argon2 = self.argon2.clone();
+        let password = password.clone();
+        let matches = self
+            .run_blocking(move || {
+                let parsed =
+                    password_hash::PasswordHash::new(&hash.0).map_err(HashError::Malformed)?;
+                // The parameters come from the stored hash, so hashes made before a parameter
+                // change still verify.
+                match argon2.verify_password(password.expose(), &parsed) {
+                    Ok(()) => Ok(true),
+                    Err(password_hash::Error::Password) => Ok(false),
+                    Err(other) => Err(HashError::Malformed(other)),
+                }
+            })
+            .await?;
+        Ok(known && matches)
+    }
+
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> HashingConfig {
+        HashingConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_are_salted_argon2id_and_verify_only_the_right_password() {
+        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let password = Password::new("correct horse").expect("password");
+        let first = hasher.hash(&password).await.expect("hash");
+        let second = hasher.hash(&password).await.expect("hash");
+        assert!(
+            first
+                .as_stored()
+                .starts_with("$argon2id$v=19$m=64,t=1,p=1$")
+        );
+        assert_ne!(first, second, "each hash has its own salt");
+        assert!(!format!("{first:?}").contains("argon2"));
+
+        assert!(
+            hasher
+                .verify(&password, Some(&first))
+                .await
+                .expect("verify")
+        );
+        let wrong = Password::candidate("correct horse ");
+        assert!(!hasher.verify(&wrong, Some(&first)).await.expect("verify"));
+        assert!(!hasher.verify(&password, None).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_other_parameters_still_verify() {
+        let old = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let password = Password::new("pw").expect("password");
+        let hash = old.hash(&password).await.expect("hash");
+        let new = PasswordHasher::new(&HashingConfig {
+            memory_kib: 128,
+            iterations: 2,
+            ..cheap()
+        })
+        .await
+        .expect("hasher");
+        assert!(new.verify(&password, Some(&hash)).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_and_malformed_hashes_are_errors_not_panics() {
+        let too_little_memory = HashingConfig {
+            memory_kib: 4,
+            ..cheap()
+        };
+        assert!(matches!(
+            PasswordHasher::new(&too_little_memory).await,
+            Err(HashError::Parameters(_))
+        ));
+        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let garbage = PasswordHash::from_stored("not a hash".into());
+        assert!(matches!(
+            hasher
+                .verify(&Password::candidate("x"), Some(&garbage))
+                .await,
+            Err(HashError::Malformed(_))
+        ));
+    }
+}

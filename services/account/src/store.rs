@@ -1,0 +1,276 @@
+//! SQL for accounts and their roles, one text for SQLite and PostgreSQL (through sqlx's `Any`).
+//!
+//! Uniqueness is enforced by the database's constraints, never by a read-then-write check in
+//! code, so concurrent registrations cannot both win; a violation comes back as
+//! [`StoreError::Conflict`] naming the field. The password hash is read only by
+//! [`Store::find_credentials`], for verification.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use platform::database::Database;
+use sqlx::{Any, Row, Transaction, any::AnyRow, error::ErrorKind};
+
+use crate::{
+    domain::{Account, NewAccount, ProfileUpdate, Role, UniqueField, Username},
+    passwords::PasswordHash,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("an account with this {} already exists", .0.name())]
+    Conflict(UniqueField),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    /// A row this code could not have written (an unknown role, a malformed username).
+    #[error("unexpected data in the accounts table: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match unique_violation(&error) {
+            Some(field) => StoreError::Conflict(field),
+            None => StoreError::Database(error),
+        }
+    }
+}
+
+/// Which unique constraint a write broke. Each constraint's name contains its column's name:
+/// PostgreSQL reports the constraint's name, SQLite only says "UNIQUE constraint failed:
+/// accounts.email" (or "index 'accounts_email_key'"), so the name is looked for in either.
+fn unique_violation(error: &sqlx::Error) -> Option<UniqueField> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    if db.kind() != ErrorKind::UniqueViolation {
+        return None;
+    }
+    let subject = db.constraint().unwrap_or_else(|| db.message());
+    [
+        UniqueField::Username,
+        UniqueField::Telephone,
+        UniqueField::Email,
+    ]
+    .into_iter()
+    .find(|field| subject.contains(field.name()))
+}
+
+const ACCOUNT_COLUMNS: &str = "id, username, name, avatar, telephone, email, location";
+
+/// The accounts tables.
+#[derive(Clone)]
+pub struct Store {
+    database: Database,
+}
+
+impl Store {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Inserts a new account with `roles`, in one transaction.
+    pub async fn insert(
+        &self,
+        account: &NewAccount,
+        hash: &PasswordHash,
+        roles: &[Role],
+    ) -> Result<Account, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        let created = insert_in(&mut tx, account, hash, roles).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Inserts `account` only when the table is empty; returns whether it did. Several replicas
+    /// starting at once may all see an empty table: the unique username lets only one insert
+    /// win, and the losers treat the conflict as "already seeded".
+    pub async fn insert_if_empty(
+        &self,
+        account: &NewAccount,
+        hash: &PasswordHash,
+        roles: &[Role],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if count > 0 {
+            return Ok(false);
+        }
+        match insert_in(&mut tx, account, hash, roles).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return Ok(false),
+            Err(other) => return Err(other),
+        }
+        match tx.commit().await.map_err(StoreError::from) {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    pub async fn find_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = $1");
+        let row = sqlx::query(&sql)
+            .bind(username.as_str())
+            .fetch_optional(self.database.pool())
+            .await?;
+        self.complete(row).await
+    }
+
+    pub async fn find_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        self.complete(row).await
+    }
+
+    /// The account and its password hash, for checking a login.
+    pub async fn find_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE username = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(username.as_str())
+            .fetch_optional(self.database.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let hash = PasswordHash::from_stored(row.try_get("password_hash")?);
+        let account = self.complete(Some(row)).await?;
+        Ok(account.map(|account| (account, hash)))
+    }
+
+    /// Replaces the profile of account `id`, and its password hash when `new_hash` is given.
+    /// `None` when there is no such account.
+    pub async fn update(
+        &self,
+        id: i64,
+        update: &ProfileUpdate,
+        new_hash: Option<&PasswordHash>,
+    ) -> Result<Option<Account>, StoreError> {
+        let profile = &update.profile;
+        let mut tx = self.database.begin_write().await?;
+        // COALESCE keeps the stored hash when no new one is bound.
+        let sql = format!(
+            "UPDATE accounts SET name = $1, avatar = $2, telephone = $3, email = $4, \
+             location = $5, password_hash = COALESCE($6, password_hash), updated_at = $7 \
+             WHERE id = $8 RETURNING {ACCOUNT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(profile.name.as_str())
+            .bind(profile.avatar.as_deref())
+            .bind(profile.telephone.as_ref().map(|t| t.as_str()))
+            .bind(profile.email.as_ref().map(|e| e.as_str()))
+            .bind(profile.location.as_deref())
+            .bind(new_hash.map(PasswordHash::as_stored))
+            .bind(now_millis())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let roles = roles_of(&mut *tx, id).await?;
+        tx.commit().await?;
+        account_from_row(&row, roles).map(Some)
+    }
+
+    /// Adds the roles to a fetched row.
+    async fn complete(&self, row: Option<AnyRow>) -> Result<Option<Account>, StoreError> {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        let roles = roles_of(self.database.pool(), id).await?;
+        account_from_row(&row, roles).map(Some)
+    }
+}
+
+async fn insert_in(
+    tx: &mut Transaction<'static, Any>,
+    account: &NewAccount,
+    hash: &PasswordHash,
+    roles: &[Role],
+) -> Result<Account, StoreError> {
+    let profile = &account.profile;
+    let now = now_millis();
+    let sql = format!(
+        "INSERT INTO accounts (username, name, avatar, telephone, email, location, \
+         password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         RETURNING {ACCOUNT_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(account.username.as_str())
+        .bind(profile.name.as_str())
+        .bind(profile.avatar.as_deref())
+        .bind(profile.telephone.as_ref().map(|t| t.as_str()))
+        .bind(profile.email.as_ref().map(|e| e.as_str()))
+        .bind(profile.location.as_deref())
+        .bind(hash.as_stored())
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+    let id: i64 = row.try_get("id")?;
+    let mut roles = roles.to_vec();
+    roles.sort();
+    roles.dedup();
+    for role in &roles {
+        sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
+            .bind(id)
+            .bind(role.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    account_from_row(&row, roles)
+}
+
+async fn roles_of<'e, E>(executor: E, id: i64) -> Result<Vec<Role>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query("SELECT role FROM account_roles WHERE account_id = $1")
+        .bind(id)
+        .fetch_all(executor)
+        .await?;
+    let mut roles = rows
+        .iter()
+        .map(|row| {
+            let name: String = row.try_get("role")?;
+            Role::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    roles.sort();
+    Ok(roles)
+}
+
+fn account_from_row(row: &AnyRow, roles: Vec<Role>) -> Result<Account, StoreError> {
+    let username: String = row.try_get("username")?;
+    let username = Username::parse(&username)
+        .map_err(|why| StoreError::Corrupt(format!("username {username:?} {why}")))?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        username,
+        name: row.try_get("name")?,
+        avatar: row.try_get("avatar")?,
+        telephone: row.try_get("telephone")?,
+        email: row.try_get("email")?,
+        location: row.try_get("location")?,
+        roles,
+    })
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
