@@ -1,1 +1,190 @@
-//! stub
+//! The gateway: the bookstore's REST API and OAuth2 token endpoint, on hyper 1, turning each
+//! REST call into Thrift (account) and gRPC (warehouse, payment) calls.
+//!
+//! Layers: [`routes`] parse and validate input and apply [`auth`] rules; [`backends`] make the
+//! RPCs (discovery, deadlines, retries, metadata); [`errors`] is the one place failures become
+//! HTTP answers; [`oauth`] issues tokens; [`server`] serves connections and shuts down
+//! gracefully.
+
+pub mod auth;
+pub mod backends;
+pub mod configuration;
+pub mod errors;
+pub mod input;
+pub mod metrics;
+pub mod oauth;
+pub mod readiness;
+pub mod routes;
+mod server;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use platform::shutdown::CancellationToken;
+use tokio::{net::TcpListener, sync::watch};
+use tower_http::{
+    limit::RequestBodyLimitLayer, services::ServeDir, set_header::SetResponseHeaderLayer,
+};
+
+use crate::{
+    backends::{Backends, Call},
+    configuration::GatewayConfig,
+    errors::ApiError,
+    oauth::{Clients, OAuth, OAuthSetupError, TokenIssuer},
+    readiness::Readiness,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    OAuth(#[from] OAuthSetupError),
+    #[error("static file directory {0} does not exist")]
+    StaticDir(PathBuf),
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: watch::Receiver<GatewayConfig>,
+    pub backends: Backends,
+    pub tokens: Arc<TokenIssuer>,
+    pub clients: Arc<Clients>,
+    pub readiness: Readiness,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// A backend call context with the request budget as configured right now.
+    pub fn call(&self, token: Option<String>, request_id: String) -> Call {
+        let budget = self.config.borrow().request.budget();
+        Call::new(token, request_id, budget)
+    }
+}
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    server: server::Server,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Binds `[server] listen` and builds everything; `config` is the live configuration.
+    pub async fn build(
+        config: watch::Receiver<GatewayConfig>,
+        stop: CancellationToken,
+    ) -> Result<Self, BuildError> {
+        let listen = config.borrow().server.listen.clone();
+        let listener = TcpListener::bind(&listen)
+            .await
+            .map_err(|source| BuildError::Bind { listen, source })?;
+        Self::build_with_listener(config, listener, stop).await
+    }
+
+    /// As [`Self::build`], on a listener the caller already bound.
+    pub async fn build_with_listener(
+        config: watch::Receiver<GatewayConfig>,
+        listener: TcpListener,
+        stop: CancellationToken,
+    ) -> Result<Self, BuildError> {
+        let settings = config.borrow().clone();
+        let address = listener.local_addr().map_err(|source| BuildError::Bind {
+            listen: settings.server.listen.clone(),
+            source,
+        })?;
+        let oauth = OAuth::load(&settings.oauth)?;
+        if let Some(dir) = &settings.static_files.dir
+            && !dir.is_dir()
+        {
+            return Err(BuildError::StaticDir(dir.clone()));
+        }
+        let backends = Backends::start(config.clone(), stop.clone()).await;
+        let readiness = Readiness::start(
+            backends.clone(),
+            Duration::from_secs(settings.discovery.health_check_seconds.max(1)),
+            stop.clone(),
+        );
+        let state = AppState {
+            config,
+            backends,
+            tokens: oauth.tokens,
+            clients: oauth.clients,
+            readiness: readiness.clone(),
+            metrics: metrics::handle(),
+        };
+        let router = router(state, &settings);
+        Ok(Self {
+            server: server::Server {
+                listener,
+                router,
+                stop,
+                readiness,
+                readiness_grace: Duration::from_millis(settings.server.readiness_grace_ms),
+                drain: Duration::from_secs(settings.server.drain_seconds),
+            },
+            address,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes).
+    pub async fn run_until_stopped(self) {
+        tracing::info!(address = %self.address, "gateway ready");
+        self.server.run().await;
+    }
+}
+
+/// The whole HTTP surface: API routes, JSON 404/405/413 answers, static files, and the
+/// per-request middleware.
+fn router(state: AppState, settings: &GatewayConfig) -> Router {
+    let api = routes::table()
+        .into_router()
+        .route("/restful/{*rest}", any(routes::api_not_found))
+        .route("/oauth/{*rest}", any(routes::api_not_found))
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    let api = match &settings.static_files.dir {
+        Some(dir) => api.fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                .service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        ),
+        None => api.fallback(|| async { StatusCode::NOT_FOUND }),
+    };
+    api.with_state(state)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(settings.server.max_body_bytes))
+        .layer(middleware::map_response(json_payload_too_large))
+        .layer(middleware::from_fn(metrics::observe))
+}
+
+/// tower-http's 413 (a Content-Length over the limit) in the API's error shape.
+async fn json_payload_too_large(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        ApiError::PayloadTooLarge.into_response()
+    } else {
+        response
+    }
+}

@@ -1,0 +1,669 @@
+//! The one place where failures become HTTP statuses and error bodies.
+//!
+//! Two conversions live here, each done exactly once:
+//!
+//! 1. What a backend answered (a Thrift exception, a gRPC status, or no answer at all) becomes a
+//!    [`BackendError`], which no longer knows which protocol it came from.
+//! 2. A [`BackendError`] or a failure the gateway found itself becomes an [`ApiError`], which
+//!    renders as `{"code":1,"message":"..."}` with the status from the REST contract's table,
+//!    or an [`OAuthError`], which renders as an RFC 6749 error body.
+//!
+//! Nothing else in the gateway picks status codes for failures, and nothing parses the messages
+//! a backend sent: they are passed on to the client for 4xx answers and never for 5xx ones.
+
+use std::{fmt, io};
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use rpc_idl::account::{
+    AccountServiceCheckCredentialsException, AccountServiceCreateAccountException,
+    AccountServiceGetAccountByIdException, AccountServiceGetAccountByUsernameException,
+    AccountServiceUpdateAccountException, FieldError as ThriftFieldError,
+};
+use serde::Serialize;
+use volo_grpc::{Code, Status};
+use volo_thrift::ClientError;
+
+/// The backend services, as they appear in logs, metrics and error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Account,
+    Warehouse,
+    Payment,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Warehouse => "warehouse",
+            Self::Payment => "payment",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One failed validation rule, as the REST contract's optional `errors` array lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a backend call did not produce an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendError {
+    pub service: Service,
+    pub kind: BackendErrorKind,
+}
+
+/// A backend failure, independent of the protocol that reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendErrorKind {
+    /// The request failed validation; `message` lists every failed rule.
+    InvalidInput {
+        message: String,
+        errors: Vec<FieldError>,
+    },
+    NotFound(String),
+    /// A uniqueness rule was violated (the message names the field).
+    Conflict(String),
+    /// The entity is in a state that forbids the action (paying a cancelled payment).
+    WrongState(String),
+    /// A business rule refused the request (insufficient stock or balance).
+    Refused(String),
+    /// A username/password pair did not match.
+    BadCredentials,
+    Unauthenticated(String),
+    PermissionDenied(String),
+    /// No instance answered: none configured, connection refused or reset, or it said so.
+    Unavailable(String),
+    /// The call's deadline passed.
+    DeadlineExceeded,
+    /// Anything else; the detail is logged, never shown.
+    Internal(String),
+}
+
+impl BackendError {
+    pub fn new(service: Service, kind: BackendErrorKind) -> Self {
+        Self { service, kind }
+    }
+
+    pub fn unavailable(service: Service, detail: impl Into<String>) -> Self {
+        Self::new(service, BackendErrorKind::Unavailable(detail.into()))
+    }
+
+    pub fn deadline(service: Service) -> Self {
+        Self::new(service, BackendErrorKind::DeadlineExceeded)
+    }
+
+    /// Whether the failure says nothing about the request itself, so that an idempotent read may
+    /// be tried again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            BackendErrorKind::Unavailable(_) | BackendErrorKind::DeadlineExceeded
+        )
+    }
+
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self.kind {
+            BackendErrorKind::InvalidInput { .. } => "invalid_input",
+            BackendErrorKind::NotFound(_) => "not_found",
+            BackendErrorKind::Conflict(_) => "conflict",
+            BackendErrorKind::WrongState(_) => "wrong_state",
+            BackendErrorKind::Refused(_) => "refused",
+            BackendErrorKind::BadCredentials => "bad_credentials",
+            BackendErrorKind::Unauthenticated(_) => "unauthenticated",
+            BackendErrorKind::PermissionDenied(_) => "permission_denied",
+            BackendErrorKind::Unavailable(_) => "unavailable",
+            BackendErrorKind::DeadlineExceeded => "deadline_exceeded",
+            BackendErrorKind::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the failure is the backend's fault (or the network's) rather than the caller's.
+    pub fn is_server_side(&self) -> bool {
+        matches!(
+            self.kind,
+            BackendErrorKind::Unavailable(_)
+                | BackendErrorKind::DeadlineExceeded
+                | BackendErrorKind::Internal(_)
+        )
+    }
+
+    pub fn from_grpc(service: Service, status: &Status) -> Self {
+        Self::new(service, BackendErrorKind::from_grpc(status))
+    }
+
+    pub fn from_thrift(service: Service, error: &ClientError) -> Self {
+        Self::new(service, BackendErrorKind::from_thrift(error))
+    }
+}
+
+impl BackendErrorKind {
+    /// A gRPC status as the warehouse or payment service sent it, or as volo-grpc produced it
+    /// locally for a transport failure.
+    pub fn from_grpc(status: &Status) -> Self {
+        let message = status.message().to_owned();
+        // A status the client made up for a failure to reach the server (for a refused
+        // connection volo-grpc says UNKNOWN "client error (Connect)") carries that failure as
+        // its source; a status the server sent has none.
+        if let Some(kind) = transport_failure(status) {
+            return kind;
+        }
+        match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidInput {
+                message,
+                errors: Vec::new(),
+            },
+            Code::NotFound => Self::NotFound(message),
+            Code::AlreadyExists => Self::Conflict(message),
+            Code::Aborted => Self::WrongState(message),
+            Code::FailedPrecondition => Self::Refused(message),
+            Code::Unauthenticated => Self::Unauthenticated(message),
+            Code::PermissionDenied => Self::PermissionDenied(message),
+            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled => {
+                Self::Unavailable(message)
+            }
+            Code::DeadlineExceeded => Self::DeadlineExceeded,
+            _ => Self::Internal(format!("{:?}: {message}", status.code())),
+        }
+    }
+
+    /// A Thrift call that produced no declared answer (transport, protocol or application
+    /// failure).
+    pub fn from_thrift(error: &ClientError) -> Self {
+        match error {
+            ClientError::Transport(transport) => match transport.kind() {
+                io::ErrorKind::TimedOut => Self::DeadlineExceeded,
+                _ => Self::Unavailable(transport.to_string()),
+            },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The transport failure behind a locally made status, if that is what it is.
+fn transport_failure(status: &Status) -> Option<BackendErrorKind> {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<io::Error>() {
+            return Some(match io.kind() {
+                io::ErrorKind::TimedOut => BackendErrorKind::DeadlineExceeded,
+                _ => BackendErrorKind::Unavailable(io.to_string()),
+            });
+        }
+        if let Some(client) = error.downcast_ref::<hyper_util::client::legacy::Error>()
+            && client.is_connect()
+        {
+            return Some(BackendErrorKind::Unavailable(client.to_string()));
+        }
+        source = error.source();
+    }
+    None
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} service: {:?}", self.service, self.kind)
+    }
+}
+
+fn field_errors(errors: &[ThriftFieldError]) -> Vec<FieldError> {
+    errors
+        .iter()
+        .map(|e| FieldError::new(e.field.as_str(), e.message.as_str()))
+        .collect()
+}
+
+/// Thrift's declared exceptions, per method, into protocol-free kinds.
+macro_rules! thrift_exceptions {
+    ($($exception:ty { $($variant:ident($binding:ident) => $kind:expr),* $(,)? })*) => {
+        $(
+            impl From<$exception> for BackendErrorKind {
+                fn from(exception: $exception) -> Self {
+                    type E = $exception;
+                    match exception {
+                        $(E::$variant($binding) => $kind,)*
+                    }
+                }
+            }
+        )*
+    };
+}
+
+thrift_exceptions! {
+    AccountServiceGetAccountByUsernameException {
+        NotFound(e) => BackendErrorKind::NotFound(e.message.to_string()),
+        Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
+        PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+        InvalidInput(e) => BackendErrorKind::InvalidInput {
+            message: e.message.to_string(),
+            errors: field_errors(&e.errors),
+        },
+    }
+    AccountServiceGetAccountByIdException {
+        NotFound(e) => BackendErrorKind::NotFound(e.message.to_string()),
+        Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
+        PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+    }
+    AccountServiceCreateAccountException {
+        InvalidInput(e) => BackendErrorKind::InvalidInput {
+            message: e.message.to_string(),
+            errors: field_errors(&e.errors),
+        },
+        Conflict(e) => BackendErrorKind::Conflict(e.message.to_string()),
+    }
+    AccountServiceUpdateAccountException {
+        InvalidInput(e) => BackendErrorKind::InvalidInput {
+            message: e.message.to_string(),
+            errors: field_errors(&e.errors),
+        },
+        Conflict(e) => BackendErrorKind::Conflict(e.message.to_string()),
+        NotFound(e) => BackendErrorKind::NotFound(e.message.to_string()),
+        Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
+        PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+    }
+    AccountServiceCheckCredentialsException {
+        BadCredentials(_e) => BackendErrorKind::BadCredentials,
+        Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
+        PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+    }
+}
+
+/// A failure of a REST call, as the client will see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// 400: malformed JSON, failed validation, bad path or query parameter.
+    BadRequest {
+        message: String,
+        errors: Vec<FieldError>,
+    },
+    /// 401, with `WWW-Authenticate: Bearer`.
+    Unauthenticated {
+        message: String,
+        invalid_token: bool,
+    },
+    /// 403.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409: a uniqueness conflict, or a state that forbids the action.
+    Conflict(String),
+    /// 413.
+    PayloadTooLarge,
+    /// 422: a business rule refused the request.
+    Unprocessable(String),
+    /// 503: a backend is down or refused the connection.
+    Unavailable(Service),
+    /// 504: a deadline passed.
+    DeadlineExceeded(Service),
+    /// 500: logged where it happened; the client learns nothing more.
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A validation failure listing every failed rule.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let message = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::BadRequest { message, errors }
+    }
+
+    pub fn authentication_required() -> Self {
+        Self::Unauthenticated {
+            message: "authentication required".into(),
+            invalid_token: false,
+        }
+    }
+
+    pub fn invalid_token() -> Self {
+        Self::Unauthenticated {
+            message: "the access token is invalid or expired".into(),
+            invalid_token: true,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::BadRequest { message, .. }
+            | Self::Unauthenticated { message, .. }
+            | Self::Forbidden(message)
+            | Self::NotFound(message)
+            | Self::Conflict(message)
+            | Self::Unprocessable(message) => message.clone(),
+            Self::PayloadTooLarge => "the request body is too large".into(),
+            Self::Unavailable(service) => {
+                format!("the {service} service is unavailable; try again later")
+            }
+            Self::DeadlineExceeded(service) => {
+                format!("the {service} service did not answer in time")
+            }
+            Self::Internal => "internal error".into(),
+        }
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(error: BackendError) -> Self {
+        let service = error.service;
+        match error.kind {
+            BackendErrorKind::InvalidInput { message, errors } => {
+                Self::BadRequest { message, errors }
+            }
+            BackendErrorKind::NotFound(message) => Self::NotFound(message),
+            BackendErrorKind::Conflict(message) | BackendErrorKind::WrongState(message) => {
+                Self::Conflict(message)
+            }
+            BackendErrorKind::Refused(message) => Self::Unprocessable(message),
+            // Only the token endpoint checks credentials; anywhere else it is a gateway bug.
+            BackendErrorKind::BadCredentials => {
+                tracing::error!(%service, "unexpected bad-credentials answer");
+                Self::Internal
+            }
+            BackendErrorKind::Unauthenticated(message) => Self::Unauthenticated {
+                message,
+                invalid_token: true,
+            },
+            BackendErrorKind::PermissionDenied(message) => Self::Forbidden(message),
+            BackendErrorKind::Unavailable(detail) => {
+                tracing::warn!(%service, %detail, "backend unavailable");
+                Self::Unavailable(service)
+            }
+            BackendErrorKind::DeadlineExceeded => {
+                tracing::warn!(%service, "backend deadline exceeded");
+                Self::DeadlineExceeded(service)
+            }
+            BackendErrorKind::Internal(detail) => {
+                tracing::error!(%service, %detail, "backend failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// The REST contract's error body.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: i32,
+    message: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let errors: &[FieldError] = match &self {
+            Self::BadRequest { errors, .. } => errors,
+            _ => &[],
+        };
+        let body = ErrorBody {
+            code: 1,
+            message: self.message(),
+            errors,
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::Unauthenticated { invalid_token, .. } = self {
+            let challenge = if invalid_token {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+/// RFC 6749 section 5.2 errors of the token endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OAuthError {
+    /// 400: a required parameter is missing or repeated, or the request is malformed.
+    InvalidRequest(String),
+    /// 401: unknown client, wrong secret, or no client authentication.
+    InvalidClient,
+    /// 400: wrong username or password, or an invalid/expired/foreign refresh token.
+    InvalidGrant(String),
+    /// 400: the client may not use this grant type.
+    UnauthorizedClient,
+    /// 400.
+    UnsupportedGrantType,
+    /// 400: a scope the client may not have.
+    InvalidScope,
+    /// 503 (or 504 for a deadline): the account service did not answer.
+    Backend(ApiError),
+    /// 500.
+    Internal,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, error, description) = match self {
+            Self::InvalidRequest(description) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", description)
+            }
+            Self::InvalidClient => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed".into(),
+            ),
+            Self::InvalidGrant(description) => {
+                (StatusCode::BAD_REQUEST, "invalid_grant", description)
+            }
+            Self::UnauthorizedClient => (
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the client may not use this grant type".into(),
+            ),
+            Self::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "the grant type is not supported".into(),
+            ),
+            Self::InvalidScope => (
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "the requested scope is invalid or not allowed for this client".into(),
+            ),
+            Self::Backend(api) => {
+                let status = api.status();
+                (status, "temporarily_unavailable", api.message())
+            }
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error".into(),
+            ),
+        };
+        let body = OAuthErrorBody {
+            error,
+            error_description: description,
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"oauth\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn every_backend_failure_has_its_status_and_a_code_1_body() {
+        use BackendErrorKind as K;
+        let cases = [
+            (
+                K::InvalidInput {
+                    message: "name: empty".into(),
+                    errors: vec![FieldError::new("name", "empty")],
+                },
+                400,
+            ),
+            (K::NotFound("no product 9".into()), 404),
+            (K::Conflict("email is taken".into()), 409),
+            (K::WrongState("payment is CANCEL".into()), 409),
+            (K::Refused("insufficient stock of product 1".into()), 422),
+            (K::Unauthenticated("expired".into()), 401),
+            (K::PermissionDenied("not yours".into()), 403),
+            (K::Unavailable("connection refused".into()), 503),
+            (K::DeadlineExceeded, 504),
+            (K::Internal("db exploded at 10.0.0.7".into()), 500),
+        ];
+        for (kind, status) in cases {
+            let api = ApiError::from(BackendError::new(Service::Warehouse, kind.clone()));
+            let response = api.into_response();
+            assert_eq!(response.status().as_u16(), status, "{kind:?}");
+            let www = response.headers().get(header::WWW_AUTHENTICATE).cloned();
+            assert_eq!(www.is_some(), status == 401, "{kind:?}");
+            let body = body_of(response).await;
+            assert_eq!(body["code"], 1);
+            let message = body["message"].as_str().expect("message");
+            assert!(!message.is_empty());
+            assert!(!message.contains("10.0.0.7"), "leaks internals: {message}");
+            assert!(!message.contains("connection refused"), "leaks: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn validation_errors_list_every_rule() {
+        let api = ApiError::invalid(vec![
+            FieldError::new("title", "must not be empty"),
+            FieldError::new("price", "must be at least 0"),
+        ]);
+        let body = body_of(api.into_response()).await;
+        assert_eq!(
+            body["message"],
+            "title: must not be empty; price: must be at least 0"
+        );
+        assert_eq!(body["errors"][1]["field"], "price");
+    }
+
+    #[test]
+    fn grpc_codes_map_to_protocol_free_kinds() {
+        let kind = |status: Status| BackendError::from_grpc(Service::Payment, &status).kind;
+        assert!(matches!(
+            kind(Status::aborted("payment is PAYED")),
+            BackendErrorKind::WrongState(_)
+        ));
+        assert!(matches!(
+            kind(Status::failed_precondition("insufficient balance")),
+            BackendErrorKind::Refused(_)
+        ));
+        assert_eq!(
+            kind(Status::deadline_exceeded("late")),
+            BackendErrorKind::DeadlineExceeded
+        );
+        assert!(BackendError::from_grpc(Service::Payment, &Status::unavailable("")).is_transient());
+        assert!(!BackendError::from_grpc(Service::Payment, &Status::not_found("")).is_transient());
+        assert!(matches!(
+            kind(Status::unknown("boom")),
+            BackendErrorKind::Internal(_)
+        ));
+        // What volo-grpc makes of a refused connection: UNKNOWN, with the I/O error as source.
+        let refused =
+            Status::from_error(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(kind(refused), BackendErrorKind::Unavailable(_)));
+    }
+
+    #[test]
+    fn thrift_exceptions_map_to_protocol_free_kinds() {
+        let exception =
+            AccountServiceCreateAccountException::Conflict(rpc_idl::account::Conflict {
+                message: "username is taken".into(),
+                field: "username".into(),
+            });
+        assert_eq!(
+            BackendErrorKind::from(exception),
+            BackendErrorKind::Conflict("username is taken".into())
+        );
+        let refused = ClientError::Transport(pilota::thrift::TransportException::from(
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+        ));
+        assert!(BackendError::from_thrift(Service::Account, &refused).is_transient());
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_follow_rfc_6749() {
+        let response = OAuthError::InvalidClient.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(body_of(response).await["error"], "invalid_client");
+
+        let response = OAuthError::InvalidGrant("bad credentials".into()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = body_of(response).await;
+        assert_eq!(body["error"], "invalid_grant");
+        assert_eq!(body["error_description"], "bad credentials");
+    }
+}

@@ -1,0 +1,11 @@
+//! The gateway binary: load configuration (watched for changes), build, serve until SIGTERM.
+
+use gateway::{Application, configuration::GatewayConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = platform::program::start::<GatewayConfig>()?;
+    let application = Application::build(started.config, started.stop).await?;
+    application.run_until_stopped().await;
+    Ok(())
+}

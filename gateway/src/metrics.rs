@@ -1,0 +1,181 @@
+//! Prometheus metrics, and the middleware that gives every request an id, a span and a line in
+//! the metrics.
+//!
+//! Series: `gateway_http_requests_total{method,route,status}`,
+//! `gateway_http_request_duration_seconds{method,route}` (histogram),
+//! `gateway_backend_calls_total{service,method,outcome}`,
+//! `gateway_backend_call_duration_seconds{service,method}` (histogram) and
+//! `gateway_backend_errors_total{service,kind}`. `route` is the route template
+//! (`/restful/products/{id}`), never the raw path, so ids cannot explode the series count.
+
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+
+use crate::errors::{BackendError, Service};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (installed on first use). Every gateway in the process
+/// (tests start several) reports into it.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The request's id: the caller's `x-request-id` when it is sensible, else the trace id of a
+/// W3C `traceparent` header (so one id follows a trace started elsewhere), else a new UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn from_headers(request_id: Option<&HeaderValue>, traceparent: Option<&HeaderValue>) -> Self {
+        let given = request_id
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+        // traceparent = version "-" trace-id (32 hex) "-" parent-id "-" flags
+        let trace_id = || {
+            let value = traceparent?.to_str().ok()?;
+            let trace_id = value.split('-').nth(1)?;
+            (trace_id.len() == 32
+                && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
+                && trace_id.bytes().any(|b| b != b'0'))
+            .then(|| trace_id.to_ascii_lowercase())
+        };
+        Self(match given {
+            Some(id) => id.to_owned(),
+            None => trace_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        })
+    }
+}
+
+/// Middleware: request id (echoed in the response), one span per request carrying it, a log
+/// line per request, and the request metrics.
+pub async fn observe(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let headers = request.headers();
+    let id = RequestId::from_headers(headers.get(&REQUEST_ID_HEADER), headers.get("traceparent"));
+    request.extensions_mut().insert(id.clone());
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(static)", |path| path.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        method = %method,
+        path = %request.uri().path(),
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            millis = elapsed.as_millis() as u64,
+            "request handled"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("gateway_http_requests_total", &labels).increment(1);
+    metrics::histogram!("gateway_http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
+    response
+}
+
+/// Records one backend call (one try).
+pub fn backend_call<T>(
+    service: Service,
+    method: &'static str,
+    outcome: &Result<T, BackendError>,
+    elapsed: Duration,
+) {
+    let result = match outcome {
+        Ok(_) => "ok",
+        Err(error) => error.label(),
+    };
+    metrics::counter!(
+        "gateway_backend_calls_total",
+        "service" => service.name(),
+        "method" => method,
+        "outcome" => result,
+    )
+    .increment(1);
+    metrics::histogram!(
+        "gateway_backend_call_duration_seconds",
+        "service" => service.name(),
+        "method" => method,
+    )
+    .record(elapsed.as_secs_f64());
+    if let Err(error) = outcome {
+        metrics::counter!(
+            "gateway_backend_errors_total",
+            "service" => service.name(),
+            "kind" => error.label(),
+        )
+        .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_taken_when_sensible_and_made_otherwise() {
+        let id = |request_id: Option<&'static str>, traceparent: Option<&'static str>| {
+            let request_id = request_id.map(HeaderValue::from_static);
+            let traceparent = traceparent.map(HeaderValue::from_static);
+            RequestId::from_headers(request_id.as_ref(), traceparent.as_ref()).0
+        };
+        let trace = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
+        assert_eq!(id(Some("abc-123"), Some(trace)), "abc-123");
+        assert_eq!(id(None, Some(trace)), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(id(Some("has space"), None), "has space");
+        let zeros = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+        for made in [
+            id(None, None),
+            id(None, Some(zeros)),
+            id(None, Some("garbage")),
+        ] {
+            assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+        }
+    }
+}

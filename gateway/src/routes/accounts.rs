@@ -1,0 +1,271 @@
+//! `/restful/accounts`: read one's own account (or any, as an administrator), register, update.
+
+use axum::{Json, extract::State, http::Method};
+use rpc_idl::account::Account;
+use serde::{Deserialize, Serialize};
+
+use super::{CommandResult, RouteTable};
+use crate::{
+    AppState,
+    auth::{Authenticated, Public},
+    backends::{NewAccount, ProfileUpdate},
+    errors::{ApiError, FieldError},
+    input::{JsonBody, PathParam, lenient_i64, lenient_string, non_blank},
+};
+
+pub fn routes(table: RouteTable) -> RouteTable {
+    table
+        .add(Method::GET, "/restful/accounts/{username}", get_account)
+        .add(Method::POST, "/restful/accounts", register)
+        .add(Method::PUT, "/restful/accounts", update)
+}
+
+/// The REST shape of an account; the password hash never leaves the account service.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    id: i64,
+    username: String,
+    name: String,
+    avatar: String,
+    telephone: String,
+    email: String,
+    location: String,
+}
+
+impl From<Account> for AccountView {
+    fn from(account: Account) -> Self {
+        Self {
+            id: account.id,
+            username: account.username.to_string(),
+            name: account.name.to_string(),
+            avatar: account.avatar.to_string(),
+            telephone: account.telephone.to_string(),
+            email: account.email.to_string(),
+            location: account.location.to_string(),
+        }
+    }
+}
+
+/// What the front-end sends for both writes (and much more, which is ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountBody {
+    #[serde(default, deserialize_with = "lenient_i64")]
+    id: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    username: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    password: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    avatar: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    telephone: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    location: Option<String>,
+}
+
+fn valid_username(username: &str) -> bool {
+    username.chars().count() <= 50
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn valid_telephone(telephone: &str) -> bool {
+    telephone.len() == 11
+        && telephone.starts_with('1')
+        && telephone.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+        && !local.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Optional text: blank counts as absent.
+fn optional(value: &Option<String>) -> Option<String> {
+    non_blank(value).map(str::to_owned)
+}
+
+impl AccountBody {
+    /// The rules both writes share; every failure is listed.
+    fn check_profile(&self, errors: &mut Vec<FieldError>) {
+        match non_blank(&self.username) {
+            None => errors.push(FieldError::new("username", "must not be empty")),
+            Some(username) if !valid_username(username) => errors.push(FieldError::new(
+                "username",
+                "must be at most 50 letters, digits, '_', '.' or '-'",
+            )),
+            Some(_) => {}
+        }
+        if non_blank(&self.name).is_none() {
+            errors.push(FieldError::new("name", "must not be empty"));
+        }
+        if let Some(telephone) = non_blank(&self.telephone)
+            && !valid_telephone(telephone)
+        {
+            errors.push(FieldError::new(
+                "telephone",
+                "must be 1 followed by 10 digits",
+            ));
+        }
+        if let Some(email) = non_blank(&self.email)
+            && !valid_email(email)
+        {
+            errors.push(FieldError::new("email", "must be an e-mail address"));
+        }
+    }
+
+    fn into_new_account(self) -> Result<NewAccount, ApiError> {
+        let mut errors = Vec::new();
+        self.check_profile(&mut errors);
+        // The password is opaque (pre-hashed by the front-end): only its presence is checked.
+        let password = self.password.clone().filter(|p| !p.is_empty());
+        if password.is_none() {
+            errors.push(FieldError::new("password", "must not be empty"));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(errors));
+        }
+        Ok(NewAccount {
+            username: non_blank(&self.username).unwrap_or_default().to_owned(),
+            password: password.unwrap_or_default(),
+            name: non_blank(&self.name).unwrap_or_default().to_owned(),
+            avatar: optional(&self.avatar),
+            telephone: optional(&self.telephone),
+            email: optional(&self.email),
+            location: optional(&self.location),
+        })
+    }
+
+    fn into_update(self) -> Result<ProfileUpdate, ApiError> {
+        let mut errors = Vec::new();
+        if self.id.is_none() {
+            errors.push(FieldError::new("id", "must be given"));
+        }
+        self.check_profile(&mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(errors));
+        }
+        Ok(ProfileUpdate {
+            id: self.id.unwrap_or_default(),
+            name: non_blank(&self.name).unwrap_or_default().to_owned(),
+            avatar: optional(&self.avatar),
+            telephone: optional(&self.telephone),
+            email: optional(&self.email),
+            location: optional(&self.location),
+            // Absent or empty keeps the old password.
+            password: self.password.filter(|p| !p.is_empty()),
+        })
+    }
+}
+
+async fn get_account(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    PathParam(username): PathParam<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    auth.require_owner_of_username(&username)?;
+    let account = state
+        .backends
+        .account
+        .get_by_username(&auth.call, &username)
+        .await?;
+    Ok(Json(account.into()))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    public: Public,
+    JsonBody(body): JsonBody<AccountBody>,
+) -> Result<Json<CommandResult>, ApiError> {
+    let account = body.into_new_account()?;
+    let created = state.backends.account.create(&public.call, account).await?;
+    tracing::info!(account_id = created.id, "account registered");
+    Ok(CommandResult::ok("account registered"))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    JsonBody(body): JsonBody<AccountBody>,
+) -> Result<Json<CommandResult>, ApiError> {
+    let update = body.into_update()?;
+    auth.require_owner_of_account(update.id)?;
+    state.backends.account.update(&auth.call, update).await?;
+    Ok(CommandResult::ok("account updated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> AccountBody {
+        serde_json::from_str(json).expect("json")
+    }
+
+    #[test]
+    fn registration_lists_every_failed_rule() {
+        let refused = body(r#"{"username":"bad name!","telephone":"12345","email":"nope"}"#)
+            .into_new_account();
+        let Err(ApiError::BadRequest { errors, .. }) = refused else {
+            panic!("expected a 400, got {refused:?}");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["username", "name", "telephone", "email", "password"]
+        );
+    }
+
+    #[test]
+    fn a_valid_registration_keeps_optional_fields_optional() {
+        let account = body(
+            r#"{"username":"alice","password":"x","name":"Alice","telephone":"","email":"alice@example.com","extra":1}"#,
+        )
+        .into_new_account()
+        .expect("valid");
+        assert_eq!(account.telephone, None);
+        assert_eq!(account.email.as_deref(), Some("alice@example.com"));
+    }
+
+    #[test]
+    fn an_update_without_password_keeps_the_old_one() {
+        let update = body(r#"{"id":"7","username":"alice","name":"A","password":""}"#)
+            .into_update()
+            .expect("valid");
+        assert_eq!(update.id, 7);
+        assert_eq!(update.password, None);
+        assert!(
+            body(r#"{"username":"alice","name":"A"}"#)
+                .into_update()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn field_rules() {
+        assert!(valid_telephone("18888888888"));
+        assert!(!valid_telephone("28888888888"));
+        assert!(!valid_telephone("1888888888"));
+        assert!(valid_email("a.b@c.example"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("a b@c.d"));
+        assert!(valid_username("icy.fenix_1-2"));
+        assert!(!valid_username(&"x".repeat(51)));
+    }
+}

@@ -1,0 +1,103 @@
+//! The HTTP server: hyper 1 connections (HTTP/1.1 and HTTP/2, auto-detected) on a listener we
+//! accept on ourselves, each watched by a [`GracefulShutdown`], so shutdown is explicit:
+//!
+//! 1. `stop` fires: `/readyz` starts failing, and for `readiness_grace` new connections are still
+//!    accepted (a load balancer needs a moment to notice);
+//! 2. the listener closes; every connection finishes its request in flight and closes;
+//! 3. after `drain`, connections still open are cut.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{Router, body::Body, extract::Request, response::Response};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use platform::shutdown::CancellationToken;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::readiness::Readiness;
+
+pub struct Server {
+    pub listener: TcpListener,
+    pub router: Router,
+    pub stop: CancellationToken,
+    pub readiness: Readiness,
+    pub readiness_grace: Duration,
+    pub drain: Duration,
+}
+
+impl Server {
+    pub async fn run(self) {
+        let Self {
+            listener,
+            router,
+            stop,
+            readiness,
+            readiness_grace,
+            drain,
+        } = self;
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+
+        let accept_until = async {
+            stop.cancelled().await;
+            readiness.set_draining();
+            tracing::info!(
+                grace_ms = readiness_grace.as_millis() as u64,
+                "shutting down: readiness fails now"
+            );
+            tokio::time::sleep(readiness_grace).await;
+        };
+        tokio::pin!(accept_until);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut accept_until => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let router = router.clone();
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let router = router.clone();
+                    async move {
+                        let response: Result<Response, Infallible> =
+                            router.oneshot(request.map(Body::new)).await;
+                        response
+                    }
+                });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!(
+            open = graceful.count(),
+            "listener closed; draining connections"
+        );
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                drain_seconds = drain.as_secs_f64(),
+                "drain deadline passed; closing remaining connections"
+            );
+        }
+        tracing::info!("gateway server stopped");
+    }
+}

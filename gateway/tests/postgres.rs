@@ -1,0 +1,74 @@
+//! End-to-end on PostgreSQL: the purchase flow with every service on its own throw-away
+//! database (the gateway itself has none; this proves the whole chain on the other backend).
+
+mod common;
+
+use common::*;
+use http::Method;
+use platform::{database::DatabaseConfig, testing::TestPostgres};
+use serde_json::json;
+
+fn on(database: &TestPostgres) -> DatabaseConfig {
+    DatabaseConfig {
+        url: database.url.clone(),
+        ..DatabaseConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn the_purchase_flow_works_on_postgresql() {
+    let (account, warehouse, payment) = (
+        TestPostgres::create().await,
+        TestPostgres::create().await,
+        TestPostgres::create().await,
+    );
+    let databases = Databases {
+        account: on(&account),
+        warehouse: on(&warehouse),
+        payment: on(&payment),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = Stack::start_on(dir, databases, |_| {}).await;
+    let http = &stack.http;
+    let admin = http.admin_token().await;
+    let product = http
+        .new_product(&admin, "On Postgres", json!("25.25"), 4)
+        .await;
+    let token = http.new_user("paula", "13900000001").await;
+    let balance = http.balance(&token).await;
+
+    let payment = http
+        .json(
+            Method::POST,
+            "/restful/settlements",
+            Some(&token),
+            &settlement(&[(product, 4)]),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(payment["totalPrice"], json!(113.0));
+    assert_eq!(http.stock(&admin, product).await, (0, 4));
+    let pay_id = payment["payId"].as_str().expect("payId");
+    http.send(
+        Method::PATCH,
+        &format!("/restful/pay/{pay_id}?state=PAYED"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(http.stock(&admin, product).await, (0, 0));
+    assert!((balance - http.balance(&token).await - 113.0).abs() < 1e-9);
+    // Sold out: the next cart is refused and changes nothing.
+    http.json(
+        Method::POST,
+        "/restful/settlements",
+        Some(&token),
+        &settlement(&[(product, 1)]),
+    )
+    .await
+    .expect(422);
+    stack.shut_down().await;
+}
