@@ -1,1 +1,273 @@
-//! stub
+//! The payment service: turns a cart into a payment and sees it through to PAYED, CANCEL or
+//! TIMEOUT, and owns the wallets. Served over gRPC (`payment.PaymentService` plus
+//! `grpc.health.v1.Health`); calls the warehouse over gRPC with its own SERVICE token.
+//!
+//! Layers: [`rpc`] converts wire types and maps errors; [`payments`] holds the use cases;
+//! [`domain`] the rules; [`store`] the SQL; [`warehouse`] the warehouse client; [`outbox`]
+//! delivers owed warehouse calls; [`expiry`] times out unpaid payments; [`service_token`] gets
+//! the service's own access token.
+//!
+//! Background tasks (outbox relay, expiry sweeper, DNS discovery, config follower) are started
+//! by [`Application::build`] and stop when the stop token is cancelled.
+
+mod clock;
+pub mod configuration;
+pub mod domain;
+mod expiry;
+mod outbox;
+mod payments;
+mod rpc;
+pub mod service_token;
+mod store;
+mod warehouse;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use platform::{
+    database::{Database, DatabaseError, Migrations},
+    discovery::DnsDiscover,
+    health::health_service,
+    serve::{self, ServeError, ServerTask},
+    shutdown::CancellationToken,
+    tokens::TokenError,
+};
+use rpc_idl::{grpc::health::v1::HealthServer, payment::PaymentServiceServer};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use volo_grpc::server::{Server, ServiceBuilder};
+
+use crate::{
+    configuration::Settings,
+    outbox::Relay,
+    payments::Payments,
+    service_token::{ClientCredentials, ServiceTokenError, ServiceTokenSource},
+    store::Store,
+    warehouse::WarehouseClient,
+};
+
+/// The gRPC service name, as health checks and probes ask for it.
+pub const SERVICE_NAME: &str = "payment.PaymentService";
+
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Config(Vec<String>),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    ServiceCredentials(#[from] ServiceTokenError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// A bound, ready-to-run payment server with its background tasks running.
+pub struct Application {
+    server: ServerTask,
+    database: Database,
+    tasks: Vec<JoinHandle<()>>,
+    /// Keeps a fixed configuration's channel open (a closed one would stop DNS refreshes).
+    _fixed_config: Option<watch::Sender<Settings>>,
+}
+
+impl Application {
+    /// Binds `settings.server.listen`, connects the database, applies migrations, and starts the
+    /// background tasks. The configuration stays as given.
+    pub async fn build(settings: Settings, stop: CancellationToken) -> Result<Self, BuildError> {
+        let listener = bind(&settings.server.listen).await?;
+        Self::build_with_listener(settings, listener, stop).await
+    }
+
+    /// As [`Self::build`], on a listener the caller already bound.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+        stop: CancellationToken,
+    ) -> Result<Self, BuildError> {
+        let (sender, config) = watch::channel(settings);
+        let mut application = Self::build_live(config, listener, None, stop).await?;
+        application._fixed_config = Some(sender);
+        Ok(application)
+    }
+
+    /// Builds from a configuration channel, following its live-reloadable keys (see
+    /// [`configuration`]). `tokens` replaces the configured client-credentials token source,
+    /// for programs that embed the service.
+    pub async fn build_live(
+        config: watch::Receiver<Settings>,
+        listener: TcpListener,
+        tokens: Option<Arc<dyn ServiceTokenSource>>,
+        stop: CancellationToken,
+    ) -> Result<Self, BuildError> {
+        let settings = config.borrow().clone();
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            return Err(BuildError::Config(problems));
+        }
+        let verifier = settings.auth.verifier()?;
+        let tokens = match tokens {
+            Some(tokens) => tokens,
+            None => Arc::new(ClientCredentials::new(&settings.service_credentials)?),
+        };
+        let database = Database::connect(&settings.database, MIGRATIONS).await?;
+        let store = Store::new(database.clone());
+
+        let config = validated(config, settings.clone(), stop.clone());
+        let hostports = follow(
+            config.clone(),
+            settings.warehouse.hostport.clone(),
+            stop.clone(),
+            |settings: &Settings| Some(settings.warehouse.hostport.clone()),
+        );
+        let refresh = Duration::from_millis(settings.warehouse.dns_refresh_ms);
+        let discover = DnsDiscover::start(hostports, refresh, stop.clone()).await;
+        let warehouse = Arc::new(WarehouseClient::new(
+            discover,
+            settings.warehouse.rpc_timeout(),
+            tokens,
+        ));
+        let relay = Arc::new(Relay::new(
+            store.clone(),
+            warehouse.clone(),
+            settings.outbox.clone(),
+            settings.warehouse.rpc_timeout(),
+        ));
+        let tasks = vec![
+            tokio::spawn(relay.clone().run(stop.clone())),
+            tokio::spawn(expiry::run(
+                store.clone(),
+                relay.clone(),
+                config.clone(),
+                stop.clone(),
+            )),
+        ];
+
+        let payments = Arc::new(Payments::new(store, warehouse, relay, config));
+        let (health_reporter, health) = health_service(&[SERVICE_NAME]);
+        let server = Server::new()
+            .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
+            .add_service(
+                ServiceBuilder::new(PaymentServiceServer::new(rpc::PaymentRpc::new(
+                    payments, verifier,
+                )))
+                .build(),
+            );
+        let drain = Duration::from_secs(settings.server.drain_seconds);
+        let server = ServerTask::new(
+            "payment",
+            listener,
+            stop,
+            drain,
+            move || health_reporter.set_not_serving(),
+            |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
+        )
+        .map_err(|source| BuildError::Bind {
+            listen: settings.server.listen,
+            source,
+        })?;
+        Ok(Self {
+            server,
+            database,
+            tasks,
+            _fixed_config: None,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+
+    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes),
+    /// then waits for the background tasks and closes the database.
+    pub async fn run_until_stopped(self) -> Result<(), ServeError> {
+        let served = self.server.run().await;
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a background task failed");
+            }
+        }
+        self.database.close().await;
+        served
+    }
+}
+
+/// Binds `listen`, reporting which address failed.
+pub async fn bind(listen: &str) -> Result<TcpListener, BuildError> {
+    serve::bind(listen)
+        .await
+        .map(|(listener, _)| listener)
+        .map_err(|source| BuildError::Bind {
+            listen: listen.to_owned(),
+            source,
+        })
+}
+
+/// A channel that starts at `initial` and then carries `pick(update)` for every update of
+/// `source` for which `pick` returns `Some`, until `stop`. Outlives a closed `source`, so its
+/// receivers (DNS discovery, for one) keep running until shutdown.
+fn follow<T, U>(
+    mut source: watch::Receiver<T>,
+    initial: U,
+    stop: CancellationToken,
+    pick: impl Fn(&T) -> Option<U> + Send + 'static,
+) -> watch::Receiver<U>
+where
+    T: Send + Sync + 'static,
+    U: PartialEq + Send + Sync + 'static,
+{
+    source.mark_unchanged();
+    let (sender, receiver) = watch::channel(initial);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                changed = source.changed() => if changed.is_err() {
+                    stop.cancelled().await;
+                    break;
+                },
+            }
+            let Some(next) = pick(&source.borrow_and_update()) else {
+                continue;
+            };
+            sender.send_if_modified(|current| {
+                if *current == next {
+                    false
+                } else {
+                    *current = next;
+                    true
+                }
+            });
+        }
+    });
+    receiver
+}
+
+/// Only configuration updates that pass [`Settings::problems`] reach the service; a bad edit
+/// is logged and the last valid configuration stays in force.
+fn validated(
+    config: watch::Receiver<Settings>,
+    initial: Settings,
+    stop: CancellationToken,
+) -> watch::Receiver<Settings> {
+    follow(config, initial, stop, |update: &Settings| {
+        let problems = update.problems();
+        if problems.is_empty() {
+            Some(update.clone())
+        } else {
+            tracing::warn!(
+                ?problems,
+                "configuration update refused; keeping the last valid one"
+            );
+            None
+        }
+    })
+}

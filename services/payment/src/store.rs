@@ -1,0 +1,671 @@
+//! SQL for payments, wallets, idempotency keys and the warehouse outbox, one text for SQLite and
+//! PostgreSQL (sqlx `Any`).
+//!
+//! Every state change is a conditional UPDATE (`... WHERE state = 'WAITING' AND ...`) checked by
+//! its row count, so of two racing transactions, on one process or on two replicas sharing a
+//! PostgreSQL database, exactly one wins. The warehouse call a change makes necessary is written
+//! to `warehouse_outbox` in the same transaction, so it can neither be lost nor happen without
+//! the change.
+
+use platform::database::Database;
+use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
+
+use crate::domain::{
+    IdempotencyKey, Operation, PayState, Payment, PaymentItem, Purchase, Replay, Wallet,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// A stored value that the code cannot read back (a bug or a hand-edited row).
+    #[error("corrupt data in {table}: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+}
+
+/// A warehouse call owed by a committed state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxAction {
+    /// The reserved units leave for good (after PAYED).
+    Commit,
+    /// The reserved units go back on sale (after CANCEL or TIMEOUT, or an abandoned settlement).
+    Release,
+}
+
+impl OutboxAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Commit => "COMMIT",
+            Self::Release => "RELEASE",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "COMMIT" => Ok(Self::Commit),
+            "RELEASE" => Ok(Self::Release),
+            other => Err(corrupt("warehouse_outbox", format!("action {other:?}"))),
+        }
+    }
+}
+
+/// One pending outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub pay_id: String,
+    pub action: OutboxAction,
+    /// Delivery attempts claimed so far; a claim is conditional on this value.
+    pub attempts: i64,
+}
+
+/// What a new payment is made of.
+pub struct NewPayment<'a> {
+    pub pay_id: &'a str,
+    pub account_id: i64,
+    pub items: &'a [PaymentItem],
+    pub total_cents: i64,
+    pub purchase: &'a Purchase,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// An idempotency key with the request it was sent with.
+#[derive(Clone, Copy)]
+pub struct KeyedRequest<'a> {
+    pub key: &'a IdempotencyKey,
+    pub operation: Operation,
+    pub fingerprint: &'a str,
+}
+
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(Payment),
+    /// The reservation guard was already claimed by the relay: the reservation is being released,
+    /// so the payment must not be stored.
+    GuardFired,
+    /// A concurrent request with the same idempotency key won; here is its answer.
+    KeyTaken(Replay),
+}
+
+/// The state change a pay or cancel asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// PAYED, debiting the owner's wallet (created with `opening_balance_cents` if new).
+    Pay {
+        opening_balance_cents: i64,
+    },
+    Cancel,
+}
+
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    Changed {
+        payment: Payment,
+        call: OutboxEntry,
+    },
+    /// The key was used before; its first answer (perhaps for another request).
+    Replayed(Replay),
+    NotFound,
+    NotOwner,
+    /// The payment is final already.
+    NotWaiting(PayState),
+    /// The window had closed; the payment is TIMEOUT now and its release is queued.
+    TimedOut {
+        call: Option<OutboxEntry>,
+    },
+    /// Nothing changed.
+    InsufficientBalance,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    database: Database,
+}
+
+impl Store {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    // ---- settlement ----------------------------------------------------------------------
+
+    /// Schedules the release of a reservation about to be made, due at `due_ms`.
+    pub async fn insert_guard(
+        &self,
+        pay_id: &str,
+        due_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        let id = insert_outbox(&mut tx, pay_id, OutboxAction::Release, due_ms, now_ms).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Drops a guard that was never claimed (the reservation was refused, so nothing is owed).
+    pub async fn drop_guard(&self, guard_id: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM warehouse_outbox WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
+        )
+        .bind(guard_id)
+        .execute(self.database.pool())
+        .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    /// Makes a guard due now (the settlement was abandoned after its reservation was made).
+    pub async fn expedite_guard(&self, guard_id: i64, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE warehouse_outbox SET next_attempt_ms = $2, updated_ms = $2 \
+             WHERE id = $1 AND status = 'PENDING' AND next_attempt_ms > $2",
+        )
+        .bind(guard_id)
+        .bind(now_ms)
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a WAITING payment whose stock is reserved, cancelling its guard, and records the
+    /// idempotency key, all in one transaction.
+    pub async fn create_payment(
+        &self,
+        new: NewPayment<'_>,
+        guard_id: i64,
+        keyed: Option<KeyedRequest<'_>>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        let guard = sqlx::query(
+            "DELETE FROM warehouse_outbox WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
+        )
+        .bind(guard_id)
+        .execute(&mut *tx)
+        .await?;
+        if guard.rows_affected() != 1 {
+            return Ok(CreateOutcome::GuardFired);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO payments (pay_id, account_id, total_cents, state, created_ms, \
+             expires_ms, updated_ms, recipient_name, telephone, location, pay_method, delivery) \
+             VALUES ($1, $2, $3, 'WAITING', $4, $5, $4, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(new.pay_id)
+        .bind(new.account_id)
+        .bind(new.total_cents)
+        .bind(new.created_ms)
+        .bind(new.expires_ms)
+        .bind(&new.purchase.name)
+        .bind(&new.purchase.telephone)
+        .bind(&new.purchase.location)
+        .bind(&new.purchase.pay)
+        .bind(&new.purchase.delivery)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        for item in new.items {
+            sqlx::query(
+                "INSERT INTO payment_items (pay_id, product_id, amount, price_cents) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new.pay_id)
+            .bind(item.product_id)
+            .bind(item.amount)
+            .bind(item.price_cents)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let payment = Payment {
+            id,
+            pay_id: new.pay_id.to_owned(),
+            account_id: new.account_id,
+            items: new.items.to_vec(),
+            total_cents: new.total_cents,
+            state: PayState::Waiting,
+            created_ms: new.created_ms,
+            expires_ms: new.expires_ms,
+        };
+        if let Some(keyed) = keyed
+            && !remember(&mut tx, new.account_id, keyed, &payment, new.created_ms).await?
+        {
+            tx.rollback().await?;
+            return match self.replay(new.account_id, keyed.key).await? {
+                Some(replay) => Ok(CreateOutcome::KeyTaken(replay)),
+                None => Err(corrupt(
+                    "idempotency_keys",
+                    "a key conflicted but cannot be read".into(),
+                )),
+            };
+        }
+        tx.commit().await?;
+        Ok(CreateOutcome::Created(payment))
+    }
+
+    // ---- pay and cancel ------------------------------------------------------------------
+
+    /// Pays or cancels `pay_id` for `account_id`, if it is theirs and WAITING within its window.
+    /// On success the state change, the wallet debit (for a pay), the owed warehouse call and
+    /// the idempotency key are committed together.
+    pub async fn change_state(
+        &self,
+        pay_id: &str,
+        account_id: i64,
+        change: Change,
+        now_ms: i64,
+        keyed: Option<KeyedRequest<'_>>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        if let Some(keyed) = keyed
+            && let Some(replay) = find_replay(&mut tx, account_id, keyed.key).await?
+        {
+            return Ok(ChangeOutcome::Replayed(replay));
+        }
+        let Some(mut payment) = load_payment(&mut tx, pay_id).await? else {
+            return Ok(ChangeOutcome::NotFound);
+        };
+        if !payment.is_owned_by(account_id) {
+            return Ok(ChangeOutcome::NotOwner);
+        }
+        let (target, action) = match change {
+            Change::Pay { .. } => (PayState::Payed, OutboxAction::Commit),
+            Change::Cancel => (PayState::Cancel, OutboxAction::Release),
+        };
+        let changed = sqlx::query(
+            "UPDATE payments SET state = $2, updated_ms = $3 \
+             WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms > $3",
+        )
+        .bind(pay_id)
+        .bind(target.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            // Lost a race, or the window closed. Read the state as it is now.
+            let current = load_state(&mut tx, pay_id).await?;
+            if current == Some(PayState::Waiting) {
+                let call = time_out_in(&mut tx, pay_id, now_ms).await?;
+                tx.commit().await?;
+                return Ok(ChangeOutcome::TimedOut { call });
+            }
+            return Ok(match current {
+                Some(state) => ChangeOutcome::NotWaiting(state),
+                None => ChangeOutcome::NotFound,
+            });
+        }
+        if let Change::Pay {
+            opening_balance_cents,
+        } = change
+        {
+            ensure_wallet(&mut tx, account_id, opening_balance_cents, now_ms).await?;
+            let debited = sqlx::query(
+                "UPDATE wallets SET balance_cents = balance_cents - $2, updated_ms = $3 \
+                 WHERE account_id = $1 AND balance_cents >= $2",
+            )
+            .bind(account_id)
+            .bind(payment.total_cents)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            if debited.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(ChangeOutcome::InsufficientBalance);
+            }
+        }
+        let call_id = insert_outbox(&mut tx, pay_id, action, now_ms, now_ms).await?;
+        payment.state = target;
+        if let Some(keyed) = keyed
+            && !remember(&mut tx, account_id, keyed, &payment, now_ms).await?
+        {
+            // A concurrent request with this key committed first (PostgreSQL); its answer wins.
+            tx.rollback().await?;
+            return match self.replay(account_id, keyed.key).await? {
+                Some(replay) => Ok(ChangeOutcome::Replayed(replay)),
+                None => Err(corrupt(
+                    "idempotency_keys",
+                    "a key conflicted but cannot be read".into(),
+                )),
+            };
+        }
+        tx.commit().await?;
+        Ok(ChangeOutcome::Changed {
+            payment,
+            call: OutboxEntry {
+                id: call_id,
+                pay_id: pay_id.to_owned(),
+                action,
+                attempts: 0,
+            },
+        })
+    }
+
+    // ---- expiry --------------------------------------------------------------------------
+
+    /// Pay ids of WAITING payments whose window closed at or before `now_ms`, oldest first.
+    pub async fn overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT pay_id FROM payments WHERE state = 'WAITING' AND expires_ms <= $1 \
+             ORDER BY expires_ms LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("pay_id").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Turns one overdue WAITING payment into TIMEOUT and queues its release. `None` when
+    /// another transaction (here or on another replica) got there first.
+    pub async fn time_out(
+        &self,
+        pay_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        let mut tx = self.database.begin_write().await?;
+        let call = time_out_in(&mut tx, pay_id, now_ms).await?;
+        tx.commit().await?;
+        Ok(call)
+    }
+
+    /// Forgets idempotency keys and delivered outbox rows older than `cutoff_ms`.
+    pub async fn forget_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1")
+            .bind(cutoff_ms)
+            .execute(self.database.pool())
+            .await?;
+        let done =
+            sqlx::query("DELETE FROM warehouse_outbox WHERE status = 'DONE' AND updated_ms < $1")
+                .bind(cutoff_ms)
+                .execute(self.database.pool())
+                .await?;
+        Ok(keys.rows_affected() + done.rows_affected())
+    }
+
+    // ---- outbox --------------------------------------------------------------------------
+
+    /// Pending calls due at `now_ms`, oldest first.
+    pub async fn due_calls(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, pay_id, action, attempts FROM warehouse_outbox \
+             WHERE status = 'PENDING' AND next_attempt_ms <= $1 ORDER BY id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(outbox_entry).collect()
+    }
+
+    /// Takes a call for one delivery attempt: counts the attempt and pushes its next try to
+    /// `retry_at_ms`. False when someone else claimed it first (or it is no longer pending).
+    pub async fn claim(
+        &self,
+        call: &OutboxEntry,
+        retry_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE warehouse_outbox SET attempts = attempts + 1, next_attempt_ms = $3, \
+             updated_ms = $4 WHERE id = $1 AND status = 'PENDING' AND attempts = $2",
+        )
+        .bind(call.id)
+        .bind(call.attempts)
+        .bind(retry_at_ms)
+        .bind(now_ms)
+        .execute(self.database.pool())
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Records the outcome of a claimed attempt: `DONE`, `DEAD` (with why), or still `PENDING`
+    /// (with the last error) for a retry.
+    pub async fn finish_attempt(
+        &self,
+        call_id: i64,
+        status: &'static str,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE warehouse_outbox SET status = $2, last_error = $3, updated_ms = $4 \
+             WHERE id = $1 AND status = 'PENDING'",
+        )
+        .bind(call_id)
+        .bind(status)
+        .bind(error.map(str::to_owned))
+        .bind(now_ms)
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    // ---- reads ---------------------------------------------------------------------------
+
+    pub async fn payment(&self, pay_id: &str) -> Result<Option<Payment>, StoreError> {
+        let mut conn = self.database.pool().acquire().await?;
+        load_payment(&mut conn, pay_id).await
+    }
+
+    /// The account's wallet, created with `opening_balance_cents` if it has none yet.
+    pub async fn wallet(
+        &self,
+        account_id: i64,
+        opening_balance_cents: i64,
+        now_ms: i64,
+    ) -> Result<Wallet, StoreError> {
+        let mut conn = self.database.pool().acquire().await?;
+        ensure_wallet(&mut conn, account_id, opening_balance_cents, now_ms).await?;
+        let row =
+            sqlx::query("SELECT id, account_id, balance_cents FROM wallets WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(Wallet {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            balance_cents: row.try_get("balance_cents")?,
+        })
+    }
+
+    /// The first answer given for `key` by `account_id`, if any.
+    pub async fn replay(
+        &self,
+        account_id: i64,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Replay>, StoreError> {
+        let mut conn = self.database.pool().acquire().await?;
+        find_replay(&mut conn, account_id, key).await
+    }
+}
+
+fn corrupt(table: &'static str, message: String) -> StoreError {
+    StoreError::Corrupt { table, message }
+}
+
+async fn insert_outbox(
+    conn: &mut AnyConnection,
+    pay_id: &str,
+    action: OutboxAction,
+    due_ms: i64,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO warehouse_outbox (pay_id, action, status, attempts, next_attempt_ms, \
+         created_ms, updated_ms) VALUES ($1, $2, 'PENDING', 0, $3, $4, $4) RETURNING id",
+    )
+    .bind(pay_id)
+    .bind(action.as_str())
+    .bind(due_ms)
+    .bind(now_ms)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        pay_id: row.try_get("pay_id")?,
+        action: OutboxAction::parse(row.try_get::<String, _>("action")?.as_str())?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+/// The conditional WAITING -> TIMEOUT change plus the release it owes, inside `tx`.
+async fn time_out_in(
+    tx: &mut Transaction<'static, Any>,
+    pay_id: &str,
+    now_ms: i64,
+) -> Result<Option<OutboxEntry>, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE payments SET state = 'TIMEOUT', updated_ms = $2 \
+         WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms <= $2",
+    )
+    .bind(pay_id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if changed.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let id = insert_outbox(tx, pay_id, OutboxAction::Release, now_ms, now_ms).await?;
+    Ok(Some(OutboxEntry {
+        id,
+        pay_id: pay_id.to_owned(),
+        action: OutboxAction::Release,
+        attempts: 0,
+    }))
+}
+
+async fn ensure_wallet(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    opening_balance_cents: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO wallets (account_id, balance_cents, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $3) ON CONFLICT (account_id) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(opening_balance_cents)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn load_state(
+    conn: &mut AnyConnection,
+    pay_id: &str,
+) -> Result<Option<PayState>, StoreError> {
+    let row = sqlx::query("SELECT state FROM payments WHERE pay_id = $1")
+        .bind(pay_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| parse_state(&row)).transpose()
+}
+
+fn parse_state(row: &AnyRow) -> Result<PayState, StoreError> {
+    row.try_get::<String, _>("state")?
+        .parse::<PayState>()
+        .map_err(|e| corrupt("payments", e.to_string()))
+}
+
+async fn load_payment(
+    conn: &mut AnyConnection,
+    pay_id: &str,
+) -> Result<Option<Payment>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT id, pay_id, account_id, total_cents, state, created_ms, expires_ms \
+         FROM payments WHERE pay_id = $1",
+    )
+    .bind(pay_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items = sqlx::query(
+        "SELECT product_id, amount, price_cents FROM payment_items WHERE pay_id = $1 \
+         ORDER BY product_id",
+    )
+    .bind(pay_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|item| {
+        Ok(PaymentItem {
+            product_id: item.try_get("product_id")?,
+            amount: item.try_get("amount")?,
+            price_cents: item.try_get("price_cents")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(Payment {
+        id: row.try_get("id")?,
+        pay_id: row.try_get("pay_id")?,
+        account_id: row.try_get("account_id")?,
+        items,
+        total_cents: row.try_get("total_cents")?,
+        state: parse_state(&row)?,
+        created_ms: row.try_get("created_ms")?,
+        expires_ms: row.try_get("expires_ms")?,
+    }))
+}
+
+/// Stores the answer for a key; false when the key exists already (nothing is written then).
+async fn remember(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    keyed: KeyedRequest<'_>,
+    payment: &Payment,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let response =
+        serde_json::to_string(payment).map_err(|e| corrupt("idempotency_keys", e.to_string()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (account_id, idempotency_key, operation, fingerprint, \
+         response, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (account_id, idempotency_key) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(keyed.key.as_str())
+    .bind(keyed.operation.as_str())
+    .bind(keyed.fingerprint)
+    .bind(response)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+async fn find_replay(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    key: &IdempotencyKey,
+) -> Result<Option<Replay>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT operation, fingerprint, response FROM idempotency_keys \
+         WHERE account_id = $1 AND idempotency_key = $2",
+    )
+    .bind(account_id)
+    .bind(key.as_str())
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let response: String = row.try_get("response")?;
+    let payment: Payment =
+        serde_json::from_str(&response).map_err(|e| corrupt("idempotency_keys", e.to_string()))?;
+    Ok(Some(Replay {
+        operation: row.try_get("operation")?,
+        fingerprint: row.try_get("fingerprint")?,
+        payment,
+    }))
+}
