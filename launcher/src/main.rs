@@ -1,1 +1,51 @@
-fn main() {}
+//! `cargo run --release -p bookstore`: the whole bookstore on this machine, with demo data.
+
+use std::path::PathBuf;
+
+use bookstore::{Options, System};
+use clap::Parser;
+use platform::{configuration::LogConfig, shutdown, telemetry};
+
+/// Runs account, warehouse, payment and the gateway in one process on loopback.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Directory for the SQLite databases and the development signing key.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// The gateway's address (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// A built web front-end to serve at `/` (for example the Fenix bookstore's `dist/`).
+    #[arg(long)]
+    static_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `info,gateway=debug` (RUST_LOG wins when set).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let log = LogConfig {
+        level: args.log_level,
+        ..LogConfig::default()
+    };
+    telemetry::init(&log);
+    let stop = shutdown::token_cancelled_on_signal();
+    let options = Options {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        static_dir: args.static_dir,
+        log,
+    };
+    let system = System::build(options, stop).await?;
+    let address = system.gateway_address();
+    println!(
+        "bookstore is running at http://{address}/ (REST API under /restful, tokens at /oauth/token); Ctrl-C stops it"
+    );
+    if system.run_until_stopped().await {
+        Ok(())
+    } else {
+        anyhow::bail!("some programs did not stop cleanly")
+    }
+}
