@@ -33,19 +33,29 @@ struct Log {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { server: Server::default(), log: Log { level: "info".into() } }
+        Self {
+            server: Server::default(),
+            log: Log {
+                level: "info".into(),
+            },
+        }
     }
 }
 
 impl Default for Server {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:1".into(), drain_seconds: 10 }
+        Self {
+            listen: "0.0.0.0:1".into(),
+            drain_seconds: 10,
+        }
     }
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self {
+            level: "info".into(),
+        }
     }
 }
 
@@ -56,7 +66,10 @@ fn defaults_then_file_then_environment() {
         jail.create_file("app.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n")?;
         let from_file: Settings = source.load().expect("load");
         assert_eq!(from_file.server.listen, "127.0.0.1:9000");
-        assert_eq!(from_file.server.drain_seconds, 10, "untouched keys keep their defaults");
+        assert_eq!(
+            from_file.server.drain_seconds, 10,
+            "untouched keys keep their defaults"
+        );
 
         jail.set_env("BOOKSTORE_SERVER__LISTEN", "10.0.0.1:1234");
         jail.set_env("BOOKSTORE_LOG__LEVEL", "debug");
@@ -64,7 +77,9 @@ fn defaults_then_file_then_environment() {
         assert_eq!(overridden.server.listen, "10.0.0.1:1234");
         assert_eq!(overridden.log.level, "debug");
 
-        let without_env: Settings = ConfigSource::file_only(jail.directory().join("app.toml")).load().expect("load");
+        let without_env: Settings = ConfigSource::file_only(jail.directory().join("app.toml"))
+            .load()
+            .expect("load");
         assert_eq!(without_env.server.listen, "127.0.0.1:9000");
 
         let no_file: Settings = ConfigSource::new(None).load().expect("load");
@@ -77,20 +92,27 @@ fn defaults_then_file_then_environment() {
 fn unknown_keys_and_broken_toml_are_clear_errors() {
     Jail::expect_with(|jail| {
         jail.create_file("typo.toml", "[server]\nlisen = \"x\"\n")?;
-        let error = ConfigSource::file_only(jail.directory().join("typo.toml")).load::<Settings>().expect_err("typo");
+        let error = ConfigSource::file_only(jail.directory().join("typo.toml"))
+            .load::<Settings>()
+            .expect_err("typo");
         let message = error.to_string();
         assert!(message.contains("lisen"), "names the key: {message}");
         assert!(message.contains("typo.toml"), "names the file: {message}");
 
         jail.create_file("broken.toml", "[server\nlisten = 1\n")?;
-        let error = ConfigSource::file_only(jail.directory().join("broken.toml")).load::<Settings>().expect_err("bad toml");
+        let error = ConfigSource::file_only(jail.directory().join("broken.toml"))
+            .load::<Settings>()
+            .expect_err("bad toml");
         assert!(error.to_string().contains("broken.toml"), "{error}");
 
         jail.create_file("type.toml", "[server]\ndrain_seconds = \"soon\"\n")?;
-        let error = ConfigSource::file_only(jail.directory().join("type.toml")).load::<Settings>().expect_err("type");
+        let error = ConfigSource::file_only(jail.directory().join("type.toml"))
+            .load::<Settings>()
+            .expect_err("type");
         assert!(error.to_string().contains("drain_seconds"), "{error}");
 
-        let missing = ConfigSource::file_only(jail.directory().join("nope.toml")).load::<Settings>();
+        let missing =
+            ConfigSource::file_only(jail.directory().join("nope.toml")).load::<Settings>();
         assert!(matches!(missing, Err(ConfigError::MissingFile { .. })));
         Ok(())
     });
@@ -105,11 +127,18 @@ struct ConfigMapVolume {
 
 impl ConfigMapVolume {
     fn new(content: &str) -> Self {
-        let volume = Self { dir: tempfile::tempdir().expect("tempdir"), generation: 0 };
+        let volume = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            generation: 0,
+        };
         let first = volume.write_generation(1, content);
         std::os::unix::fs::symlink(&first, volume.path().join("..data")).expect("..data");
-        std::os::unix::fs::symlink("..data/config.toml", volume.path().join("config.toml")).expect("config.toml");
-        Self { generation: 1, ..volume }
+        std::os::unix::fs::symlink("..data/config.toml", volume.path().join("config.toml"))
+            .expect("config.toml");
+        Self {
+            generation: 1,
+            ..volume
+        }
     }
 
     fn path(&self) -> &Path {
@@ -144,7 +173,10 @@ async fn symlink_swaps_reload_and_a_broken_file_keeps_the_last_good_config() {
     let initial: Settings = source.load().expect("initial");
     let stop = CancellationToken::new();
     // A poll interval far beyond the test's length: every reload here comes from inotify.
-    let timing = ReloadTiming { debounce: Duration::from_millis(100), poll_interval: Duration::from_secs(3600) };
+    let timing = ReloadTiming {
+        debounce: Duration::from_millis(100),
+        poll_interval: Duration::from_secs(3600),
+    };
     let mut config = watch_config(source, initial, timing, stop.clone()).expect("watch");
     assert_eq!(config.borrow_and_update().log.level, "info");
 
@@ -163,11 +195,18 @@ async fn symlink_swaps_reload_and_a_broken_file_keeps_the_last_good_config() {
     assert_eq!(config.borrow().log.level, "trace");
 
     volume.update(&level("error"));
-    tokio::time::timeout(Duration::from_secs(5), config.changed()).await.expect("reload after fix").expect("open");
+    tokio::time::timeout(Duration::from_secs(5), config.changed())
+        .await
+        .expect("reload after fix")
+        .expect("open");
     assert_eq!(config.borrow_and_update().log.level, "error");
 
     // An identical rewrite is not a change.
     volume.update(&level("error"));
-    assert!(tokio::time::timeout(Duration::from_millis(800), config.changed()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(800), config.changed())
+            .await
+            .is_err()
+    );
     stop.cancel();
 }

@@ -12,11 +12,15 @@ static MIGRATIONS: Migrations = Migrations {
 };
 
 async fn migrate_twice_and_round_trip(config: DatabaseConfig, backend: Backend) {
-    let database = Database::connect(&config, MIGRATIONS).await.expect("connect and migrate");
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect and migrate");
     assert_eq!(database.backend(), backend);
     database.close().await;
     // Connecting again applies nothing new and does not fail.
-    let database = Database::connect(&config, MIGRATIONS).await.expect("second start");
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("second start");
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
         .fetch_one(database.pool())
         .await
@@ -50,6 +54,9 @@ async fn sqlite_file_is_created_and_migrated() {
 #[tokio::test]
 async fn postgres_is_migrated() {
     let postgres = TestPostgres::create().await;
-    let config = DatabaseConfig { url: postgres.url.clone(), ..Default::default() };
+    let config = DatabaseConfig {
+        url: postgres.url.clone(),
+        ..Default::default()
+    };
     migrate_twice_and_round_trip(config, Backend::Postgres).await;
 }
