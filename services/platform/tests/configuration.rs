@@ -1,6 +1,9 @@
 //! Configuration layering (defaults < file < environment), clear errors for unknown keys and
 //! broken TOML, and hot reload across Kubernetes-style `..data` symlink swaps.
 
+// figment's `Jail` fixes the closure's error type to `figment::Error`, which is large.
+#![allow(clippy::result_large_err)]
+
 use std::{path::Path, time::Duration};
 
 use figment::Jail;
