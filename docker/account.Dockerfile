@@ -28,7 +28,9 @@ COPY services/warehouse/Cargo.toml services/warehouse/
 COPY services/payment/Cargo.toml services/payment/
 COPY gateway/Cargo.toml gateway/
 COPY launcher/Cargo.toml launcher/
-RUN for member in idl services/platform services/account services/warehouse services/payment gateway launcher; do \
+COPY bench/Cargo.toml bench/
+COPY reliability/Cargo.toml reliability/
+RUN for member in idl services/platform services/account services/warehouse services/payment gateway launcher bench reliability; do \
         mkdir -p "$member/src" && touch "$member/src/lib.rs"; \
     done \
  && cargo fetch --locked --target "$(rustc --print host-tuple)"

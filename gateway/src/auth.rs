@@ -31,7 +31,7 @@ fn request_id(parts: &Parts) -> String {
         .extensions
         .get::<RequestId>()
         .map(|id| id.0.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(crate::metrics::new_request_id)
 }
 
 /// A call on an endpoint anyone may use. A token, even a bad one, is neither needed nor passed

@@ -33,6 +33,13 @@
 //!
 //! [static_files]
 //! dir = "static"
+//!
+//! [login_throttle]            # password guessing: see src/throttle.rs
+//! free_attempts = 5
+//! base_delay_ms = 1000
+//! max_delay_ms = 300000
+//! forget_after_ms = 900000
+//! max_entries = 10000
 //! ```
 
 use std::{path::PathBuf, time::Duration};
@@ -52,6 +59,7 @@ pub struct GatewayConfig {
     pub warehouse: BackendConfig,
     pub payment: BackendConfig,
     pub static_files: StaticFilesConfig,
+    pub login_throttle: LoginThrottleConfig,
 }
 
 impl Default for GatewayConfig {
@@ -66,6 +74,7 @@ impl Default for GatewayConfig {
             warehouse: BackendConfig::at("127.0.0.1:8820"),
             payment: BackendConfig::at("127.0.0.1:8830"),
             static_files: StaticFilesConfig::default(),
+            login_throttle: LoginThrottleConfig::default(),
         }
     }
 }
@@ -271,6 +280,49 @@ pub struct StaticFilesConfig {
     /// Directory served for every path outside `/restful` and `/oauth` (`/` gives
     /// `index.html`). Without one, such paths are 404.
     pub dir: Option<PathBuf>,
+}
+
+/// `[login_throttle]`: how repeated failed logins for one username from one client address are
+/// slowed down (see `src/throttle.rs`). Read once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginThrottleConfig {
+    /// Failed logins in a row that cost nothing; the next try must wait.
+    pub free_attempts: u32,
+    /// The first wait; every further failure doubles it.
+    pub base_delay_ms: u64,
+    /// The longest wait, however many failures.
+    pub max_delay_ms: u64,
+    /// A username and client with no login attempt for this long start afresh.
+    pub forget_after_ms: u64,
+    /// At most this many (username, client) pairs are remembered.
+    pub max_entries: usize,
+}
+
+impl LoginThrottleConfig {
+    pub fn base_delay(&self) -> Duration {
+        Duration::from_millis(self.base_delay_ms)
+    }
+
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_millis(self.max_delay_ms.max(self.base_delay_ms))
+    }
+
+    pub fn forget_after(&self) -> Duration {
+        Duration::from_millis(self.forget_after_ms)
+    }
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        Self {
+            free_attempts: 5,
+            base_delay_ms: 1_000,
+            max_delay_ms: 5 * 60 * 1_000,
+            forget_after_ms: 15 * 60 * 1_000,
+            max_entries: 10_000,
+        }
+    }
 }
 
 #[cfg(test)]

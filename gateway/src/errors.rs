@@ -479,6 +479,8 @@ pub enum OAuthError {
     InvalidScope,
     /// 503 (or 504 for a deadline): the account service did not answer.
     Backend(ApiError),
+    /// 429 with `Retry-After`: too many failed logins for this username from this client.
+    SlowDown(std::time::Duration),
     /// 500.
     Internal,
 }
@@ -489,8 +491,19 @@ struct OAuthErrorBody<'a> {
     error_description: String,
 }
 
+/// Whole seconds to wait, rounded up (never 0, which would invite an immediate retry).
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0 || wait.is_zero())
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::SlowDown(wait) => {
+                HeaderValue::from_str(&retry_after_seconds(*wait).to_string()).ok()
+            }
+            _ => None,
+        };
         let (status, error, description) = match self {
             Self::InvalidRequest(description) => {
                 (StatusCode::BAD_REQUEST, "invalid_request", description)
@@ -522,6 +535,14 @@ impl IntoResponse for OAuthError {
                 let status = api.status();
                 (status, "temporarily_unavailable", api.message())
             }
+            Self::SlowDown(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!(
+                    "too many failed logins; try again in {} s",
+                    retry_after_seconds(wait)
+                ),
+            ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -541,6 +562,9 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"oauth\""),
             );
+        }
+        if let Some(retry_after) = retry_after {
+            headers.insert(header::RETRY_AFTER, retry_after);
         }
         response
     }
@@ -665,5 +689,11 @@ mod tests {
         let body = body_of(response).await;
         assert_eq!(body["error"], "invalid_grant");
         assert_eq!(body["error_description"], "bad credentials");
+
+        let response =
+            OAuthError::SlowDown(std::time::Duration::from_millis(2_100)).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(body_of(response).await["error"], "slow_down");
     }
 }

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod readiness;
 pub mod routes;
 mod server;
+pub mod throttle;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -40,6 +41,7 @@ use crate::{
     errors::ApiError,
     oauth::{Clients, OAuth, OAuthSetupError, TokenIssuer},
     readiness::Readiness,
+    throttle::LoginThrottle,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +57,30 @@ pub enum BuildError {
     StaticDir(PathBuf),
 }
 
-/// What every handler can reach.
+/// What every handler can reach (see [`SharedState`], which it dereferences to). Cloning it
+/// bumps one reference count: axum clones the state several times for every request, and
+/// cloning the parts one by one (the backend clients are whole service stacks) showed in the
+/// gateway's profile (see BENCHMARKS.md).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct SharedState {
     pub config: watch::Receiver<GatewayConfig>,
     pub backends: Backends,
     pub tokens: Arc<TokenIssuer>,
     pub clients: Arc<Clients>,
     pub readiness: Readiness,
     pub metrics: PrometheusHandle,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -116,14 +133,15 @@ impl Application {
             Duration::from_secs(settings.discovery.health_check_seconds.max(1)),
             stop.clone(),
         );
-        let state = AppState {
+        let state = AppState(Arc::new(SharedState {
             config,
             backends,
             tokens: oauth.tokens,
             clients: oauth.clients,
             readiness: readiness.clone(),
             metrics: metrics::handle(),
-        };
+            login_throttle: Arc::new(LoginThrottle::new(settings.login_throttle.clone())),
+        }));
         let router = router(state, &settings);
         Ok(Self {
             server: server::Server {

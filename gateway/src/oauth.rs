@@ -8,7 +8,11 @@
 //! only the gateway holds; the public half, derived from it, verifies them here and (as a file)
 //! in every service.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::{
@@ -35,6 +39,7 @@ use crate::{
     configuration::{OAuthClientConfig, OAuthConfig},
     errors::{ApiError, BackendErrorKind, OAuthError},
     metrics::RequestId,
+    throttle::ClientAddress,
 };
 
 /// The client id of tokens the gateway mints for its own calls.
@@ -321,6 +326,7 @@ pub async fn token_endpoint(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     request_id: Option<axum::Extension<RequestId>>,
+    client_address: Option<axum::Extension<ClientAddress>>,
     body: Bytes,
 ) -> Result<TokenResponse, OAuthError> {
     let query = query.unwrap_or_default();
@@ -367,6 +373,7 @@ pub async fn token_endpoint(
         state: &state,
         client,
         call,
+        client_ip: client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip()),
     };
     match grant {
         GRANT_PASSWORD => grants.password(&params).await,
@@ -379,6 +386,8 @@ struct Grants<'a> {
     state: &'a AppState,
     client: &'a OAuthClientConfig,
     call: Call,
+    /// Where the request came from (unspecified when the server did not say).
+    client_ip: IpAddr,
 }
 
 /// What the backend said, for the token endpoint: wrong credentials (or a vanished account) are
@@ -407,15 +416,30 @@ impl Grants<'_> {
         let username = params.require("username")?;
         let password = params.require("password")?;
         let scopes = granted_scopes(params.get("scope"), &self.client.scopes)?;
+        let attempt = self
+            .state
+            .login_throttle
+            .admit(username, self.client_ip, std::time::Instant::now())
+            .map_err(OAuthError::SlowDown)?;
         let call = self.call.with_token(self.issuer().service_token()?);
-        let account = self
+        let checked = self
             .state
             .backends
             .account
             .check_credentials(&call, username, password)
-            .await
-            .map_err(grant_failure)?;
-        self.user_tokens(&account, scopes)
+            .await;
+        match checked {
+            Ok(account) => {
+                attempt.succeeded(std::time::Instant::now());
+                self.user_tokens(&account, scopes)
+            }
+            Err(error) => {
+                if error.kind == BackendErrorKind::BadCredentials {
+                    attempt.failed(std::time::Instant::now());
+                }
+                Err(grant_failure(error))
+            }
+        }
     }
 
     async fn refresh(&self, params: &Params) -> Result<TokenResponse, OAuthError> {

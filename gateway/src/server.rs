@@ -17,7 +17,7 @@ use platform::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::readiness::Readiness;
+use crate::{readiness::Readiness, throttle::ClientAddress};
 
 pub struct Server {
     pub listener: TcpListener,
@@ -66,8 +66,10 @@ impl Server {
             };
             let router = router.clone();
             let service =
-                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     let router = router.clone();
+                    // The token endpoint slows password guessing per client address.
+                    request.extensions_mut().insert(ClientAddress(peer));
                     async move {
                         let response: Result<Response, Infallible> =
                             router.oneshot(request.map(Body::new)).await;

@@ -1029,7 +1029,7 @@ fn a_grace_period_shorter_than_the_drain_is_caught() {
         }
     });
     assert!(
-        problems.mentioning("payment: preStop sleep 5s + shutdown 10000ms"),
+        problems.mentioning("payment: preStop sleep 10s + shutdown 10000ms"),
         "{problems}"
     );
 }

@@ -16,10 +16,13 @@ mod probe;
 mod warehouse;
 
 use std::{
+    cell::RefCell,
     future::Future,
     sync::{Arc, Mutex},
     time::Duration,
 };
+
+use metainfo::{METAINFO, MetaInfo};
 
 use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata, shutdown::CancellationToken};
 use tokio::{sync::watch, time::Instant};
@@ -36,16 +39,6 @@ use crate::{
 /// The gRPC service names the health checks ask about.
 pub const WAREHOUSE_SERVICE: &str = "warehouse.WarehouseService";
 pub const PAYMENT_SERVICE: &str = "payment.PaymentService";
-
-/// Per-call options telling a gRPC server how long the caller will wait (`grpc-timeout`).
-fn grpc_deadline(deadline: Duration) -> volo_grpc::client::CallOpt {
-    let mut config = volo_grpc::context::Config::default();
-    config.set_rpc_timeout(Some(deadline));
-    volo_grpc::client::CallOpt {
-        config,
-        ..Default::default()
-    }
-}
 
 /// The three backends.
 #[derive(Clone)]
@@ -214,11 +207,23 @@ impl Link {
         outcome
     }
 
-    /// Runs one gRPC call, classifying a failure with what the probe saw below the balancer.
-    pub(crate) async fn grpc<T, Fut>(&self, call: Fut) -> Result<T, BackendError>
+    /// Runs one gRPC call that tells the server how long the caller will wait
+    /// (`grpc-timeout`), classifying a failure with what the probe saw below the balancer.
+    ///
+    /// Volo's client takes a per-call timeout from the task's metainfo: setting it there keeps
+    /// the shared client as it is, where a per-call option would clone its whole service stack
+    /// for every call.
+    pub(crate) async fn grpc<T, Fut>(
+        &self,
+        deadline: Duration,
+        call: Fut,
+    ) -> Result<T, BackendError>
     where
         Fut: Future<Output = Result<volo_grpc::Response<T>, volo_grpc::Status>>,
     {
+        let mut metainfo = MetaInfo::new();
+        metainfo.insert(deadline);
+        let call = METAINFO.scope(RefCell::new(metainfo), call);
         let (outcome, observed) = probe::observe(call).await;
         outcome
             .map(volo_grpc::Response::into_inner)

@@ -14,7 +14,7 @@ use rpc_idl::{
 
 use volo::loadbalance::random::WeightedRandomBalance;
 
-use super::{Call, Idempotency, Link, grpc_deadline, probe::ProbeLayer};
+use super::{Call, Idempotency, Link, probe::ProbeLayer};
 use crate::errors::BackendError;
 
 /// What to do with a WAITING payment.
@@ -64,8 +64,7 @@ impl PaymentBackend {
         self.link
             .invoke("Settle", call, Idempotency::Write, |deadline| {
                 let request = call.metadata.grpc_request(request.clone());
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.settle(request))
+                self.link.grpc(deadline, self.client.settle(request))
             })
             .await
     }
@@ -83,11 +82,14 @@ impl PaymentBackend {
         self.link
             .invoke(method, call, Idempotency::Write, |deadline| {
                 let request = call.metadata.grpc_request(request.clone());
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
                 async move {
                     match change {
-                        PaymentChange::Pay => self.link.grpc(client.pay(request)).await,
-                        PaymentChange::Cancel => self.link.grpc(client.cancel(request)).await,
+                        PaymentChange::Pay => {
+                            self.link.grpc(deadline, self.client.pay(request)).await
+                        }
+                        PaymentChange::Cancel => {
+                            self.link.grpc(deadline, self.client.cancel(request)).await
+                        }
                     }
                 }
             })
@@ -101,8 +103,7 @@ impl PaymentBackend {
                 let request = call.metadata.grpc_request(GetPaymentRequest {
                     pay_id: pay_id.clone(),
                 });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.get_payment(request))
+                self.link.grpc(deadline, self.client.get_payment(request))
             })
             .await
     }
@@ -111,8 +112,7 @@ impl PaymentBackend {
         self.link
             .invoke("GetWallet", call, Idempotency::Read, |deadline| {
                 let request = call.metadata.grpc_request(GetWalletRequest {});
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.get_wallet(request))
+                self.link.grpc(deadline, self.client.get_wallet(request))
             })
             .await
     }

@@ -16,7 +16,7 @@ use rpc_idl::{
 
 use volo::loadbalance::random::WeightedRandomBalance;
 
-use super::{Call, Idempotency, Link, grpc_deadline, probe::ProbeLayer};
+use super::{Call, Idempotency, Link, probe::ProbeLayer};
 use crate::errors::BackendError;
 
 #[derive(Clone)]
@@ -54,8 +54,7 @@ impl WarehouseBackend {
             .link
             .invoke("ListProducts", call, Idempotency::Read, |deadline| {
                 let request = call.metadata.grpc_request(ListProductsRequest {});
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.list_products(request))
+                self.link.grpc(deadline, self.client.list_products(request))
             })
             .await?;
         Ok(response.products)
@@ -65,8 +64,7 @@ impl WarehouseBackend {
         self.link
             .invoke("GetProduct", call, Idempotency::Read, |deadline| {
                 let request = call.metadata.grpc_request(GetProductRequest { id });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.get_product(request))
+                self.link.grpc(deadline, self.client.get_product(request))
             })
             .await
     }
@@ -81,8 +79,8 @@ impl WarehouseBackend {
                 let request = call.metadata.grpc_request(CreateProductRequest {
                     product: Some(product.clone()),
                 });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.create_product(request))
+                self.link
+                    .grpc(deadline, self.client.create_product(request))
             })
             .await
     }
@@ -99,8 +97,8 @@ impl WarehouseBackend {
                     id,
                     product: Some(product.clone()),
                 });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.update_product(request))
+                self.link
+                    .grpc(deadline, self.client.update_product(request))
             })
             .await
     }
@@ -109,8 +107,8 @@ impl WarehouseBackend {
         self.link
             .invoke("DeleteProduct", call, Idempotency::Write, |deadline| {
                 let request = call.metadata.grpc_request(DeleteProductRequest { id });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.delete_product(request))
+                self.link
+                    .grpc(deadline, self.client.delete_product(request))
             })
             .await
             .map(|_| ())
@@ -120,8 +118,7 @@ impl WarehouseBackend {
         self.link
             .invoke("GetStock", call, Idempotency::Read, |deadline| {
                 let request = call.metadata.grpc_request(GetStockRequest { product_id });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.get_stock(request))
+                self.link.grpc(deadline, self.client.get_stock(request))
             })
             .await
     }
@@ -137,8 +134,8 @@ impl WarehouseBackend {
                 let request = call
                     .metadata
                     .grpc_request(SetStockAmountRequest { product_id, amount });
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.set_stock_amount(request))
+                self.link
+                    .grpc(deadline, self.client.set_stock_amount(request))
             })
             .await
     }
@@ -151,8 +148,8 @@ impl WarehouseBackend {
             .link
             .invoke("ListAdvertisements", call, Idempotency::Read, |deadline| {
                 let request = call.metadata.grpc_request(ListAdvertisementsRequest {});
-                let client = self.client.clone().with_callopt(grpc_deadline(deadline));
-                self.link.grpc(client.list_advertisements(request))
+                self.link
+                    .grpc(deadline, self.client.list_advertisements(request))
             })
             .await?;
         Ok(response.advertisements)

@@ -548,8 +548,8 @@ async fn ensure_wallet(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO wallets (account_id, balance_cents, created_ms, updated_ms) \
-         VALUES ($1, $2, $3, $3) ON CONFLICT (account_id) DO NOTHING",
+        "INSERT INTO wallets (account_id, balance_cents, opening_cents, created_ms, updated_ms) \
+         VALUES ($1, $2, $2, $3, $3) ON CONFLICT (account_id) DO NOTHING",
     )
     .bind(account_id)
     .bind(opening_balance_cents)

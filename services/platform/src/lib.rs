@@ -13,4 +13,5 @@ pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
+pub mod token_cache;
 pub mod tokens;

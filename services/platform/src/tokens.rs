@@ -115,11 +115,14 @@ pub enum TokenError {
     KeyFormat { path: String, message: String },
 }
 
-/// Verifies tokens with the issuer's public key.
+/// Verifies tokens with the issuer's public key. Access tokens it accepted are remembered
+/// until they expire ([`crate::token_cache`]), so a client's next request with the same token
+/// costs a map lookup instead of a signature check; clones share what was remembered.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    verified: std::sync::Arc<crate::token_cache::VerifiedTokens>,
 }
 
 impl TokenVerifier {
@@ -130,7 +133,11 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = 5;
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            verified: Default::default(),
+        })
     }
 
     pub fn from_pem_file(path: &Path, issuer: &str) -> Result<Self, TokenError> {
@@ -145,11 +152,20 @@ impl TokenVerifier {
 
     /// Verifies an access token and returns who it speaks for.
     pub fn verify_access(&self, token: &str) -> Result<Caller, TokenError> {
+        // Accepted while `exp >= now - leeway`, as jsonwebtoken's own expiry check does.
+        let not_before =
+            jsonwebtoken::get_current_timestamp() as i64 - self.validation.leeway as i64;
+        if let Some(caller) = self.verified.get(token, not_before) {
+            return Ok(caller);
+        }
         let claims = self.verify(token)?;
         if claims.token_use != TokenUse::Access {
             return Err(TokenError::NotAnAccessToken);
         }
-        Ok(claims.into())
+        let exp = claims.exp;
+        let caller = Caller::from(claims);
+        self.verified.insert(token, caller.clone(), exp, not_before);
+        Ok(caller)
     }
 }
 
@@ -310,6 +326,33 @@ mod tests {
         let tampered = format!("{}.{}.{}", good_parts[0], other_parts[1], good_parts[2]);
         assert!(verifier.verify_access(&good).is_ok());
         assert!(verifier.verify_access(&tampered).is_err());
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_still_expires() {
+        let (signer, verifier) = pair();
+        let token = signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
+        let first = verifier.verify_access(&token).expect("verify");
+        assert_eq!(verifier.verified.len(), 1);
+        // A clone shares the cache; the answer is the same.
+        assert_eq!(
+            verifier.clone().verify_access(&token).expect("cached"),
+            first
+        );
+
+        // Already past expiry plus leeway: refused, and a refusal is not remembered.
+        let expired = signer.sign(&claims(TokenUse::Access, -60)).expect("sign");
+        assert!(verifier.verify_access(&expired).is_err());
+        let refresh = signer.sign(&claims(TokenUse::Refresh, 60)).expect("sign");
+        assert!(verifier.verify_access(&refresh).is_err());
+        assert_eq!(verifier.verified.len(), 1);
+
+        // A remembered token is refused once its expiry (plus leeway) has passed.
+        let short = signer.sign(&claims(TokenUse::Access, -4)).expect("sign");
+        assert!(verifier.verify_access(&short).is_ok(), "within the leeway");
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        assert!(verifier.verified.get(&short, now - 5).is_some());
+        assert!(verifier.verified.get(&short, now - 5 + 2).is_none());
     }
 
     #[test]

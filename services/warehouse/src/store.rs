@@ -202,24 +202,43 @@ impl Store {
         }
     }
 
-    /// Sets the sellable amount; the frozen amount belongs to open reservations and stays.
+    /// Sets the sellable amount; the frozen amount belongs to open reservations and stays. The
+    /// signed difference is recorded as a stock receipt in the same transaction, so the stock
+    /// ever put in can be audited independently of the stock rows.
     pub async fn set_stock_amount(
         &self,
         product_id: ProductId,
         amount: StockAmount,
     ) -> Result<Stock, WarehouseError> {
+        let mut tx = self.database.begin_write().await?;
+        // Lock the row before reading it (a no-op UPDATE, since SQLite has no SELECT … FOR
+        // UPDATE): a reservation running beside us must not move `amount` between the read and
+        // the write, or the recorded difference would be wrong.
+        let locked = sqlx::query("UPDATE stockpiles SET amount = amount WHERE product_id = $1")
+            .bind(product_id.get())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if locked == 0 {
+            return Err(WarehouseError::ProductNotFound(product_id));
+        }
+        let before: i64 = sqlx::query("SELECT amount FROM stockpiles WHERE product_id = $1")
+            .bind(product_id.get())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("amount")?;
         let row = sqlx::query(
             "UPDATE stockpiles SET amount = $1 WHERE product_id = $2 \
              RETURNING id, product_id, amount, frozen",
         )
         .bind(amount.get())
         .bind(product_id.get())
-        .fetch_optional(self.database.pool())
+        .fetch_one(&mut *tx)
         .await?;
-        match row {
-            Some(row) => Ok(stock_row(&row)?),
-            None => Err(WarehouseError::ProductNotFound(product_id)),
-        }
+        let stock = stock_row(&row)?;
+        record_receipt(&mut tx, product_id, amount.get() - before, amount.get()).await?;
+        tx.commit().await?;
+        Ok(stock)
     }
 
     pub async fn advertisements(&self) -> Result<Vec<Advertisement>, WarehouseError> {
@@ -480,6 +499,9 @@ async fn insert_product(
         .bind(stock)
         .execute(&mut *conn)
         .await?;
+    if stock != 0 {
+        record_receipt(conn, id, stock, stock).await?;
+    }
     Ok(Product {
         id,
         title: draft.title().to_owned(),
@@ -490,6 +512,26 @@ async fn insert_product(
         detail: draft.detail().to_owned(),
         specifications,
     })
+}
+
+/// Records a change of `product_id`'s sellable amount by `delta`, leaving `amount_after`.
+async fn record_receipt(
+    conn: &mut AnyConnection,
+    product_id: ProductId,
+    delta: i64,
+    amount_after: i64,
+) -> Result<(), WarehouseError> {
+    sqlx::query(
+        "INSERT INTO stock_receipts (product_id, delta, amount_after, created_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(product_id.get())
+    .bind(delta)
+    .bind(amount_after)
+    .bind(now_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_specifications(

@@ -1,0 +1,15 @@
+//! The bookstore's benchmark tool: it starts the real programs (release or debug binaries,
+//! SQLite, demo data) pinned to one core, drives them from a load generator pinned to another,
+//! and reports every path's throughput, latency, CPU and memory as ratios against baselines
+//! measured in the same run (a bare hyper server, direct Volo gRPC and Thrift calls). See
+//! `BENCHMARKS.md` at the repository root.
+
+pub mod baseline;
+pub mod error;
+pub mod load;
+pub mod machine;
+pub mod procfs;
+pub mod programs;
+pub mod report;
+pub mod run;
+pub mod targets;

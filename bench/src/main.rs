@@ -1,0 +1,266 @@
+//! `bookstore-bench full | smoke`: builds (unless told not to) and benchmarks the bookstore's
+//! programs, prints the Markdown report, and exits 0 whenever the measurement itself worked;
+//! targets that are not met are reported, not failed. `baseline-server` is the bare hyper
+//! server the tool starts as a child process.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use bookstore_bench::{
+    machine::{self, Placement},
+    programs::{Hashing, Layout},
+    report,
+    run::{self, PathKey, Plan},
+};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the bookstore against baselines measured in the same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// The full benchmark (about two and a half minutes); its report goes into BENCHMARKS.md.
+    Full(RunArgs),
+    /// A few seconds, to prove the tool works (CI); its numbers mean little.
+    Smoke(RunArgs),
+    /// Internal: the bare hyper baseline server.
+    #[command(hide = true)]
+    BaselineServer {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        body_file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Directory holding the account, warehouse, payment and gateway binaries. Default: the
+    /// directory of this tool's own binary (target/release or target/debug), after building
+    /// them there with cargo.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Do not run `cargo build` for the programs first.
+    #[arg(long)]
+    no_build: bool,
+    /// Closed-loop concurrency (virtual users). Default: 32 for full, 4 for smoke.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Seconds of each closed and each open loop. Default: 5 for full, 0.3 for smoke.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Only these paths, comma-separated: bare-hyper, direct-grpc, direct-thrift,
+    /// gateway-product, gateway-account, gateway-catalogue, settle-pay.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Open-loop rate as a fraction of the closed-loop throughput. Default: 0.5 (the targets
+    /// are defined at 50% load).
+    #[arg(long)]
+    open_load: Option<f64>,
+    /// Fresh starts per program for the start-to-ready figure. Default: 5 for full, 1 for smoke.
+    #[arg(long)]
+    start_trials: Option<usize>,
+    /// Scheduling priority of the programs and the generator (`nice` value; 0 leaves it).
+    /// Default: -10 for full (so other work on the machine disturbs less), 0 for smoke.
+    #[arg(long, allow_negative_numbers = true)]
+    nice: Option<i32>,
+    /// Also write the report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Keep the scratch directory (configuration files, databases, program logs).
+    #[arg(long)]
+    keep: bool,
+}
+
+const PROGRAMS: [&str; 4] = ["account", "warehouse", "payment", "gateway"];
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Mode::BaselineServer { listen, body_file } => baseline_server(listen, &body_file),
+        Mode::Full(args) => benchmark(Plan::full(), args),
+        Mode::Smoke(args) => benchmark(Plan::smoke(), args),
+    }
+}
+
+fn baseline_server(listen: SocketAddr, body_file: &Path) -> anyhow::Result<()> {
+    let body =
+        std::fs::read(body_file).with_context(|| format!("cannot read {}", body_file.display()))?;
+    // The same runtime the programs use (`#[tokio::main]`): one worker on the one core it has.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!("bare hyper ready address={listen}");
+        bookstore_bench::baseline::serve(listener, body.into()).await;
+        Ok(())
+    })
+}
+
+/// Whether this binary is an optimised build (then the programs are built the same way).
+const RELEASE: bool = !cfg!(debug_assertions);
+
+fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
+    if let Some(concurrency) = args.concurrency {
+        plan.concurrency = concurrency.max(1);
+    }
+    if let Some(seconds) = args.seconds {
+        let phase = std::time::Duration::from_secs_f64(seconds.clamp(0.05, 600.0));
+        plan.closed = phase;
+        plan.open = phase;
+    }
+    if !args.only.is_empty() {
+        plan.paths = args
+            .only
+            .iter()
+            .map(|slug| {
+                PathKey::from_slug(slug.trim())
+                    .with_context(|| format!("unknown path {slug:?} for --only"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(load) = args.open_load {
+        plan.open_load = load.clamp(0.01, 1.0);
+    }
+    if let Some(trials) = args.start_trials {
+        plan.start_trials = trials;
+    }
+    if let Some(nice) = args.nice {
+        plan.nice = nice.clamp(-20, 19);
+    }
+    machine::check_taskset()?;
+    let bench_exe = std::env::current_exe().context("cannot find this tool's binary")?;
+    let bin_dir = match args.bin_dir.clone() {
+        Some(dir) => dir,
+        None => {
+            let dir = bench_exe
+                .parent()
+                .context("this tool's binary has no directory")?
+                .to_path_buf();
+            if !args.no_build {
+                build_programs()?;
+            }
+            dir
+        }
+    };
+    for program in PROGRAMS {
+        let binary = bin_dir.join(program);
+        if !binary.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build{} --bins -p {program}` or pass --bin-dir",
+                binary.display(),
+                if RELEASE { " --release" } else { "" }
+            );
+        }
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("bookstore-bench-")
+        .tempdir()
+        .context("cannot create a scratch directory")?;
+    let placement = Placement::for_cores(machine::online_cores());
+    let layout = Layout {
+        bin_dir,
+        bench_exe,
+        work: scratch.path().to_path_buf(),
+        core: placement.programs,
+        // Unoptimised builds take seconds per production-cost Argon2 hash.
+        hashing: if RELEASE {
+            Hashing::Production
+        } else {
+            Hashing::Cheap
+        },
+    };
+    // Pinned before the runtime starts, so every thread the generator uses inherits it.
+    machine::pin_current_thread(placement.generator).context("cannot pin the load generator")?;
+    let reniced = match plan.nice {
+        0 => true,
+        nice => match machine::prioritise(nice) {
+            Ok(()) => true,
+            Err(error) => {
+                eprintln!("cannot raise the priority to nice {nice} ({error}); measuring anyway");
+                false
+            }
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let profile = if RELEASE { "release" } else { "debug" };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run::run(plan.clone(), layout, placement, profile, reniced) => outcome.map_err(anyhow::Error::from),
+            // Dropping the run stops every program it started.
+            signal = stop_signal() => Err(anyhow::anyhow!("interrupted by {}", signal?)),
+        }
+    });
+    let results = match outcome {
+        Ok(results) => results,
+        Err(error) => {
+            let kept = scratch.keep();
+            bail!(
+                "{error}\n(program logs and configuration kept in {})",
+                kept.display()
+            );
+        }
+    };
+    if args.keep {
+        let kept = scratch.keep();
+        eprintln!("scratch directory kept: {}", kept.display());
+    }
+    let command = format!(
+        "cargo run{} -p bookstore-bench -- {}",
+        if RELEASE { " --release" } else { "" },
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    let text = report::markdown(&results, &command);
+    println!("{text}");
+    if let Some(output) = args.output {
+        std::fs::write(&output, &text)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+    }
+    Ok(())
+}
+
+/// Resolves with the name of the first SIGINT, SIGTERM or SIGHUP.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+        _ = hangup.recv() => "SIGHUP",
+    })
+}
+
+/// `cargo build [--release] --bins -p account -p warehouse -p payment -p gateway`, in the
+/// workspace this tool belongs to; a no-op when they are up to date.
+fn build_programs() -> anyhow::Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the bench crate lives inside the workspace")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace).args(["build", "--bins"]);
+    if RELEASE {
+        command.arg("--release");
+    }
+    for program in PROGRAMS {
+        command.args(["-p", program]);
+    }
+    eprintln!("building the programs: {command:?}");
+    let status = command.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the programs failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The bookstore's reliability and security suite.
+//!
+//! - [`conservation`]: the audit that stock and money are neither lost nor created, as a library
+//!   function (used by every fault and load test) and as the `conservation` command.
+//! - [`programs`], [`stack`], [`rest`], [`traffic`]: test support that runs the four real
+//!   program binaries as child processes on loopback, talks to the gateway like the front-end,
+//!   and drives a steady, bounded mix of shoppers' requests while a test breaks things.
+//!
+//! The tests live in `tests/`: `faults.rs` (SIGKILL, rolling restarts, config swaps under
+//! traffic), `load.rs` (200 buyers racing for 10 books), `hostile.rs` (forged tokens, hostile
+//! bodies and paths, SQL metacharacters, garbage on the RPC ports, password guessing) and
+//! `schemathesis.rs` (property-based fuzzing from the OpenAPI document; run by
+//! `reliability/schemathesis.sh`).
+
+pub mod conservation;
+pub mod programs;
+pub mod rest;
+pub mod stack;
+pub mod traffic;
