@@ -32,6 +32,8 @@ pub enum BenchError {
     },
     #[error("setting up the benchmark data failed: {0}")]
     Setup(String),
+    #[error("the pinned RPC client (client-side cost) failed: {0}")]
+    Client(String),
     #[error("the {path} benchmark produced no successful request; first error: {first_error}")]
     NothingMeasured { path: String, first_error: String },
 }

@@ -5,6 +5,7 @@
 //! `BENCHMARKS.md` at the repository root.
 
 pub mod baseline;
+pub mod client_cost;
 pub mod error;
 pub mod load;
 pub mod machine;

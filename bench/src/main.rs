@@ -11,6 +11,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use bookstore_bench::{
+    client_cost::{self, Rpc},
     machine::{self, Placement},
     programs::{Hashing, Layout},
     report,
@@ -39,6 +40,27 @@ enum Mode {
         #[arg(long)]
         body_file: PathBuf,
     },
+    /// Internal: a Volo client measuring its own CPU per call (see src/client_cost.rs).
+    #[command(hide = true)]
+    RpcClient(RpcClientArgs),
+}
+
+#[derive(Args)]
+struct RpcClientArgs {
+    #[arg(long, conflicts_with = "thrift", requires = "product")]
+    grpc: Option<SocketAddr>,
+    #[arg(long)]
+    product: Option<i64>,
+    #[arg(long, requires_all = ["token_file", "username"])]
+    thrift: Option<SocketAddr>,
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
 }
 
 #[derive(Args)]
@@ -85,6 +107,7 @@ const PROGRAMS: [&str; 4] = ["account", "warehouse", "payment", "gateway"];
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Mode::BaselineServer { listen, body_file } => baseline_server(listen, &body_file),
+        Mode::RpcClient(args) => rpc_client(args),
         Mode::Full(args) => benchmark(Plan::full(), args),
         Mode::Smoke(args) => benchmark(Plan::smoke(), args),
     }
@@ -103,6 +126,28 @@ fn baseline_server(listen: SocketAddr, body_file: &Path) -> anyhow::Result<()> {
         bookstore_bench::baseline::serve(listener, body.into()).await;
         Ok(())
     })
+}
+
+fn rpc_client(args: RpcClientArgs) -> anyhow::Result<()> {
+    let rpc = match (
+        args.grpc,
+        args.product,
+        args.thrift,
+        args.token_file,
+        args.username,
+    ) {
+        (Some(address), Some(id), None, _, _) => Rpc::GrpcGetProduct { address, id },
+        (None, _, Some(address), Some(token_file), Some(username)) => Rpc::ThriftGetAccount {
+            address,
+            token_file,
+            username,
+        },
+        _ => bail!("give --grpc ADDR --product ID, or --thrift ADDR --token-file F --username U"),
+    };
+    let duration = std::time::Duration::from_secs_f64(args.seconds.clamp(0.1, 60.0));
+    let cost = client_cost::run_in_process(&rpc, args.concurrency.max(1), duration)?;
+    println!("{}", cost.line());
+    Ok(())
 }
 
 /// Whether this binary is an optimised build (then the programs are built the same way).

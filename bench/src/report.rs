@@ -103,10 +103,10 @@ pub fn checks(results: &Results) -> Vec<Check> {
     ));
 
     let cpu_ratio = |gateway: PathKey, direct: PathKey, name: &str, client: &str| {
-        let (g, d, bare) = (path(gateway)?, path(direct)?, path(PathKey::BareHyper)?);
+        let (g, bare) = (path(gateway)?, path(PathKey::BareHyper)?);
         let gateway_cpu = g.cpu_of(Program::Gateway)?;
         let hyper_cpu = bare.cpu_of(Program::Baseline)?;
-        let client_cpu = d.generator_cpu_per_request;
+        let client_cpu = results.client_cost(direct)?.cpu_per_call;
         let ratio = gateway_cpu / (hyper_cpu + client_cpu).max(1e-9);
         Some(Check::new(
             format!("{name}: gateway CPU ÷ (bare hyper + {client} client) CPU per request"),
@@ -340,6 +340,28 @@ pub fn markdown(results: &Results, command: &str) -> String {
         );
     }
 
+    if !results.client_costs.is_empty() {
+        let costs = results
+            .client_costs
+            .iter()
+            .map(|(key, cost)| {
+                format!(
+                    "{}: **{} µs** per call ({} calls, {} errors)",
+                    key.label().trim_start_matches("baseline: "),
+                    us(cost.cpu_per_call),
+                    cost.ok,
+                    cost.errors
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = writeln!(
+            out,
+            "\nClient-side cost of the direct RPCs (CPU of a Volo client process of its own, \
+             pinned to the programs' core like the gateway's client, {} callers): {costs}.",
+            results.plan.concurrency
+        );
+    }
     let _ = writeln!(out, "\n### Programs\n");
     let _ = writeln!(
         out,
@@ -395,6 +417,7 @@ mod tests {
 
     use super::*;
     use crate::{
+        client_cost::ClientCost,
         load::Percentiles,
         machine::{MachineInfo, Placement},
         run::{Plan, ProgramResult},
@@ -467,6 +490,24 @@ mod tests {
             },
             placement: Placement::for_cores(2),
             reniced: true,
+            client_costs: vec![
+                (
+                    PathKey::DirectGrpc,
+                    ClientCost {
+                        ok: 1_000,
+                        errors: 0,
+                        cpu_per_call: 8.0,
+                    },
+                ),
+                (
+                    PathKey::DirectThrift,
+                    ClientCost {
+                        ok: 1_000,
+                        errors: 0,
+                        cpu_per_call: 6.0,
+                    },
+                ),
+            ],
             paths: vec![
                 path(
                     PathKey::BareHyper,

@@ -15,6 +15,7 @@ use platform::shutdown::CancellationToken;
 use serde::Deserialize;
 
 use crate::{
+    client_cost::{self, ClientCost, Rpc},
     error::BenchError,
     load::{self, CallError, ClosedLoop, OpenLoop, Percentiles, Target},
     machine::{MachineInfo, Placement},
@@ -35,6 +36,8 @@ pub struct Plan {
     pub rounds: usize,
     /// Fraction of the closed-loop throughput offered in the open loop.
     pub open_load: f64,
+    /// How long the pinned Volo client measures each RPC's client-side cost.
+    pub client_cost: Duration,
     /// Fresh starts per program for the start-to-ready figure.
     pub start_trials: usize,
     /// Upper bound of requests in one phase.
@@ -58,6 +61,7 @@ impl Plan {
             open: Duration::from_secs(5),
             rounds: 3,
             open_load: 0.5,
+            client_cost: Duration::from_secs(2),
             start_trials: 5,
             max_requests: 5_000_000,
             timeout: Duration::from_secs(5),
@@ -76,6 +80,7 @@ impl Plan {
             open: Duration::from_millis(300),
             rounds: 1,
             open_load: 0.5,
+            client_cost: Duration::from_millis(300),
             start_trials: 1,
             max_requests: 20_000,
             timeout: Duration::from_secs(10),
@@ -224,6 +229,8 @@ pub struct Results {
     pub placement: Placement,
     pub paths: Vec<PathResult>,
     pub programs: Vec<ProgramResult>,
+    /// CPU per call of a Volo client pinned to the programs' core, for the direct RPC paths.
+    pub client_costs: Vec<(PathKey, ClientCost)>,
     /// Whether the priority of everything measured was raised as planned.
     pub reniced: bool,
     pub product_bytes: usize,
@@ -237,6 +244,13 @@ impl Results {
 
     pub fn program(&self, program: Program) -> Option<&ProgramResult> {
         self.programs.iter().find(|p| p.program == program)
+    }
+
+    pub fn client_cost(&self, key: PathKey) -> Option<&ClientCost> {
+        self.client_costs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, cost)| cost)
     }
 }
 
@@ -726,6 +740,37 @@ pub async fn run(
     }
     let paths = measure_paths(targets, &plan, placement, &watched, &mut rss_load).await?;
 
+    let token_file = work.join("user-token.txt");
+    std::fs::write(&token_file, &fixture.user_token)
+        .map_err(BenchError::io("cannot write the user's token"))?;
+    let mut client_costs = Vec::new();
+    for key in [PathKey::DirectGrpc, PathKey::DirectThrift] {
+        if !plan.paths.contains(&key) {
+            continue;
+        }
+        let rpc = match key {
+            PathKey::DirectGrpc => Rpc::GrpcGetProduct {
+                address: wiring.addresses.warehouse,
+                id: fixture.product_id,
+            },
+            _ => Rpc::ThriftGetAccount {
+                address: wiring.addresses.account,
+                token_file: token_file.clone(),
+                username: USER.into(),
+            },
+        };
+        eprintln!("client cost: {}", key.label());
+        let cost = client_cost::run_child(
+            &layout.bench_exe,
+            placement.programs,
+            &rpc,
+            plan.concurrency,
+            plan.client_cost,
+        )
+        .await?;
+        client_costs.push((key, cost));
+    }
+
     eprintln!("timing fresh starts");
     let mut programs = Vec::new();
     for program in Program::SERVICES {
@@ -761,6 +806,7 @@ pub async fn run(
         placement,
         paths,
         programs,
+        client_costs,
         reniced,
         product_bytes: fixture.product_json.len(),
         catalogue_bytes: fixture.catalogue_bytes,
