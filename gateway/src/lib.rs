@@ -16,6 +16,8 @@ pub mod oauth;
 pub mod readiness;
 pub mod routes;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod throttle;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -29,7 +31,10 @@ use axum::{
     routing::any,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
-use platform::shutdown::CancellationToken;
+use platform::{
+    serve::{self, BindError},
+    shutdown::CancellationToken,
+};
 use tokio::{net::TcpListener, sync::watch};
 use tower_http::{
     limit::RequestBodyLimitLayer, services::ServeDir, set_header::SetResponseHeaderLayer,
@@ -46,11 +51,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     OAuth(#[from] OAuthSetupError),
     #[error("static file directory {0} does not exist")]
@@ -104,9 +106,7 @@ impl Application {
         stop: CancellationToken,
     ) -> Result<Self, BuildError> {
         let listen = config.borrow().server.listen.clone();
-        let listener = TcpListener::bind(&listen)
-            .await
-            .map_err(|source| BuildError::Bind { listen, source })?;
+        let listener = serve::bind(&listen).await?;
         Self::build_with_listener(config, listener, stop).await
     }
 
@@ -117,10 +117,7 @@ impl Application {
         stop: CancellationToken,
     ) -> Result<Self, BuildError> {
         let settings = config.borrow().clone();
-        let address = listener.local_addr().map_err(|source| BuildError::Bind {
-            listen: settings.server.listen.clone(),
-            source,
-        })?;
+        let address = serve::local_address(&listener, &settings.server.listen)?;
         let oauth = OAuth::load(&settings.oauth)?;
         if let Some(dir) = &settings.static_files.dir
             && !dir.is_dir()

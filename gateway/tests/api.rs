@@ -16,7 +16,7 @@ async fn register_login_profile_browse_settle_pay_and_money_and_stock_add_up() {
         .await;
 
     // Register, log in: the token response is what the front-end reads.
-    let token = http.new_user("alice", "13800000001").await;
+    let token = new_customer(http, "alice", "13800000001").await;
     let login = http.login("ALICE", "alice-pw").await.expect(200);
     assert_eq!(login.header("cache-control"), "no-store");
     let login = login.json();
@@ -66,14 +66,9 @@ async fn register_login_profile_browse_settle_pay_and_money_and_stock_add_up() {
     http.get("/restful/advertisements", None).await.expect(200);
 
     // Settle 3 units (two lines of the same product are summed): 3 × 69.50 + 12 shipping.
-    let balance_before = http.balance(&token).await;
+    let balance_before = http.balance_cents(&token).await;
     let payment = http
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&token),
-            &settlement(&[(product, 2), (product, 1)]),
-        )
+        .settle(&token, &settlement(&[(product, 2), (product, 1)]), None)
         .await
         .expect(200)
         .json();
@@ -90,13 +85,7 @@ async fn register_login_profile_browse_settle_pay_and_money_and_stock_add_up() {
 
     // Pay (a PATCH with no body and no Content-Type).
     let paid = http
-        .send(
-            Method::PATCH,
-            &format!("/restful/pay/{pay_id}?state=PAYED"),
-            Some(&token),
-            &[],
-            None,
-        )
+        .change_payment(&token, &pay_id, "PAYED", None)
         .await
         .expect(200)
         .json();
@@ -108,21 +97,16 @@ async fn register_login_profile_browse_settle_pay_and_money_and_stock_add_up() {
         .json();
     assert_eq!(now["payState"], "PAYED");
     assert_eq!(http.stock(&admin, product).await, (7, 0));
-    let balance_after = http.balance(&token).await;
-    assert!(
-        (balance_before - balance_after - 220.5).abs() < 1e-9,
+    let balance_after = http.balance_cents(&token).await;
+    assert_eq!(
+        balance_before - balance_after,
+        22_050,
         "{balance_before} -> {balance_after}"
     );
 
     // Paying again is a state conflict that names the state.
     let again = http
-        .send(
-            Method::PATCH,
-            &format!("/restful/pay/{pay_id}?state=PAYED"),
-            Some(&token),
-            &[],
-            None,
-        )
+        .change_payment(&token, &pay_id, "PAYED", None)
         .await
         .expect(409)
         .json();
@@ -130,12 +114,7 @@ async fn register_login_profile_browse_settle_pay_and_money_and_stock_add_up() {
 
     // More than is in stock: 422 naming the product, and nothing reserved.
     let too_many = http
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&token),
-            &settlement(&[(product, 8)]),
-        )
+        .settle(&token, &settlement(&[(product, 8)]), None)
         .await
         .expect(422)
         .json();
@@ -157,16 +136,11 @@ async fn settle_then_cancel_releases_the_stock_and_links_are_owner_only() {
     let product = http
         .new_product(&admin, "Cancelled", json!("19.99"), 5)
         .await;
-    let bob = http.new_user("bob", "13800000002").await;
-    let carol = http.new_user("carol", "13800000003").await;
+    let bob = new_customer(http, "bob", "13800000002").await;
+    let carol = new_customer(http, "carol", "13800000003").await;
 
     let payment = http
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&bob),
-            &settlement(&[(product, 2)]),
-        )
+        .settle(&bob, &settlement(&[(product, 2)]), None)
         .await
         .expect(200)
         .json();
@@ -191,29 +165,15 @@ async fn settle_then_cancel_releases_the_stock_and_links_are_owner_only() {
     http.get(&format!("/restful{link}"), Some(&carol))
         .await
         .expect(403);
-    let other = http
-        .send(
-            Method::PATCH,
-            &format!("/restful/pay/{pay_id}?state=CANCEL"),
-            Some(&carol),
-            &[],
-            None,
-        )
-        .await;
+    let other = http.change_payment(&carol, &pay_id, "CANCEL", None).await;
     assert!(matches!(other.status.as_u16(), 403 | 404), "{other:?}");
     http.get(&format!("/restful/pay/{pay_id}"), None)
         .await
         .expect(401);
 
-    http.send(
-        Method::PATCH,
-        &format!("/restful/pay/{pay_id}?state=CANCEL"),
-        Some(&bob),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    http.change_payment(&bob, &pay_id, "CANCEL", None)
+        .await
+        .expect(200);
     assert_eq!(http.stock(&admin, product).await, (5, 0));
     let now = http
         .get(&format!("/restful/pay/{pay_id}"), Some(&bob))
@@ -225,24 +185,13 @@ async fn settle_then_cancel_releases_the_stock_and_links_are_owner_only() {
     http.get(&format!("/restful{link}"), Some(&bob))
         .await
         .expect(409);
-    http.send(
-        Method::PATCH,
-        &format!("/restful/pay/{pay_id}?state=BOGUS"),
-        Some(&bob),
-        &[],
-        None,
-    )
-    .await
-    .expect(400);
+    http.change_payment(&bob, &pay_id, "BOGUS", None)
+        .await
+        .expect(400);
 
     // The link itself pays a WAITING payment of its owner.
     let second = http
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&bob),
-            &settlement(&[(product, 1)]),
-        )
+        .settle(&bob, &settlement(&[(product, 1)]), None)
         .await
         .expect(200)
         .json();
@@ -266,7 +215,7 @@ fn payment_account(payment: &serde_json::Value) -> String {
 async fn tokens_refresh_and_bad_credentials_are_indistinguishable() {
     let stack = Stack::start().await;
     let http = &stack.http;
-    http.new_user("dave", "13800000004").await;
+    new_customer(http, "dave", "13800000004").await;
     let login = http.login("dave", "dave-pw").await.expect(200).json();
     let refresh = login["refresh_token"].as_str().expect("refresh").to_owned();
 
@@ -296,12 +245,7 @@ async fn tokens_refresh_and_bad_credentials_are_indistinguishable() {
     http.get("/restful/accounts/dave", Some(&refresh))
         .await
         .expect(401);
-    let query = form(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", access),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ]);
+    let query = token_query(&[("grant_type", "refresh_token"), ("refresh_token", access)]);
     let refused = http
         .get(&format!("/oauth/token?{query}"), None)
         .await
@@ -327,62 +271,37 @@ async fn tokens_refresh_and_bad_credentials_are_indistinguishable() {
         ("client_id", CLIENT_ID),
         ("client_secret", "wrong"),
     ]);
-    let reply = http
-        .get(&format!("/oauth/token?{bad_client}"), None)
-        .await
-        .expect(401);
-    assert_eq!(reply.json()["error"], "invalid_client");
-    let unsupported = form(&[
-        ("grant_type", "implicit"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ]);
-    assert_eq!(
-        http.get(&format!("/oauth/token?{unsupported}"), None)
-            .await
-            .expect(400)
-            .json()["error"],
-        "unsupported_grant_type"
-    );
-    let missing = form(&[
-        ("grant_type", "password"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ]);
-    assert_eq!(
-        http.get(&format!("/oauth/token?{missing}"), None)
-            .await
-            .expect(400)
-            .json()["error"],
-        "invalid_request"
-    );
-    let scope = form(&[
+    let scope = [
         ("grant_type", "password"),
         ("username", "dave"),
         ("password", "dave-pw"),
         ("scope", "SERVICE"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ]);
-    assert_eq!(
-        http.get(&format!("/oauth/token?{scope}"), None)
+    ];
+    for (query, status, error) in [
+        (bad_client, 401, "invalid_client"),
+        (
+            token_query(&[("grant_type", "implicit")]),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            token_query(&[("grant_type", "password")]),
+            400,
+            "invalid_request",
+        ),
+        (token_query(&scope), 400, "invalid_scope"),
+        (
+            token_query(&[("grant_type", "client_credentials")]),
+            400,
+            "unauthorized_client",
+        ),
+    ] {
+        let reply = http
+            .get(&format!("/oauth/token?{query}"), None)
             .await
-            .expect(400)
-            .json()["error"],
-        "invalid_scope"
-    );
-    let not_allowed = form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ]);
-    assert_eq!(
-        http.get(&format!("/oauth/token?{not_allowed}"), None)
-            .await
-            .expect(400)
-            .json()["error"],
-        "unauthorized_client"
-    );
+            .expect(status);
+        assert_eq!(reply.json()["error"], error, "{query}");
+    }
 
     // The payment service's client gets a SERVICE token with no user in it.
     let service = form(&[
@@ -418,8 +337,8 @@ fn base64_basic(id: &str, secret: &str) -> String {
 async fn anonymous_wrong_user_and_non_admin_calls_are_refused() {
     let stack = Stack::start().await;
     let http = &stack.http;
-    let erin = http.new_user("erin", "13800000005").await;
-    http.new_user("frank", "13800000006").await;
+    let erin = new_customer(http, "erin", "13800000005").await;
+    new_customer(http, "frank", "13800000006").await;
 
     let anonymous = http.get("/restful/accounts/erin", None).await.expect(401);
     assert!(anonymous.header("www-authenticate").starts_with("Bearer"));
@@ -471,27 +390,13 @@ async fn anonymous_wrong_user_and_non_admin_calls_are_refused() {
     http.json(Method::POST, "/restful/products", None, &product)
         .await
         .expect(401);
-    http.send(
-        Method::DELETE,
-        "/restful/products/1",
-        Some(&erin),
-        &[],
-        None,
-    )
-    .await
-    .expect(403);
+    http.delete("/restful/products/1", Some(&erin))
+        .await
+        .expect(403);
     http.get("/restful/products/stockpile/1", Some(&erin))
         .await
         .expect(403);
-    http.send(
-        Method::PATCH,
-        "/restful/products/stockpile/1?amount=5",
-        Some(&erin),
-        &[],
-        None,
-    )
-    .await
-    .expect(403);
+    http.set_stock(&erin, 1, 5).await.expect(403);
     http.json(
         Method::POST,
         "/restful/settlements",
@@ -554,25 +459,9 @@ async fn an_admin_creates_edits_stocks_and_deletes_a_product() {
     assert_eq!(edited["price"], json!(129.0));
     assert_eq!(edited["specifications"].as_array().expect("specs").len(), 1);
 
-    http.send(
-        Method::PATCH,
-        &format!("/restful/products/stockpile/{id}?amount=42"),
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    http.set_stock(&admin, id, 42).await.expect(200);
     assert_eq!(http.stock(&admin, id).await, (42, 0));
-    http.send(
-        Method::PATCH,
-        &format!("/restful/products/stockpile/{id}?amount=-1"),
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(400);
+    http.set_stock(&admin, id, -1).await.expect(400);
 
     // Validation lists every failed rule.
     let invalid = http
@@ -591,27 +480,15 @@ async fn an_admin_creates_edits_stocks_and_deletes_a_product() {
         "{message}"
     );
 
-    http.send(
-        Method::DELETE,
-        &format!("/restful/products/{id}"),
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    http.delete(&format!("/restful/products/{id}"), Some(&admin))
+        .await
+        .expect(200);
     http.get(&format!("/restful/products/{id}"), None)
         .await
         .expect(404);
-    http.send(
-        Method::DELETE,
-        &format!("/restful/products/{id}"),
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(404);
+    http.delete(&format!("/restful/products/{id}"), Some(&admin))
+        .await
+        .expect(404);
     http.json(
         Method::PUT,
         "/restful/products",
@@ -629,27 +506,14 @@ async fn an_idempotency_key_replays_the_first_answer() {
     let http = &stack.http;
     let admin = http.admin_token().await;
     let product = http.new_product(&admin, "Once Only", json!(10), 10).await;
-    let gina = http.new_user("gina", "13800000007").await;
+    let gina = new_customer(http, "gina", "13800000007").await;
 
-    let body = serde_json::to_vec(&settlement(&[(product, 2)])).expect("json");
-    let settle = |key: &'static str| {
-        let body = body.clone();
-        let gina = gina.clone();
-        async move {
-            http.send(
-                Method::POST,
-                "/restful/settlements",
-                Some(&gina),
-                &[
-                    ("content-type", "application/json"),
-                    ("idempotency-key", key),
-                ],
-                Some(body.into()),
-            )
+    let cart = settlement(&[(product, 2)]);
+    let settle = async |key| {
+        http.settle(&gina, &cart, Some(key))
             .await
             .expect(200)
             .json()
-        }
     };
     let first = settle("cart-1").await;
     let replay = settle("cart-1").await;
@@ -661,25 +525,16 @@ async fn an_idempotency_key_replays_the_first_answer() {
     );
 
     let pay_id = first["payId"].as_str().expect("payId");
-    let pay = |key: &'static str| {
-        let path = format!("/restful/pay/{pay_id}?state=PAYED");
-        let gina = gina.clone();
-        async move {
-            http.send(
-                Method::PATCH,
-                &path,
-                Some(&gina),
-                &[("idempotency-key", key)],
-                None,
-            )
+    let balance = http.balance_cents(&gina).await;
+    // Paid, then paid again with the same key: one charge, both 200.
+    for _ in 0..2 {
+        http.change_payment(&gina, pay_id, "PAYED", Some("pay-1"))
             .await
-        }
-    };
-    let balance = http.balance(&gina).await;
-    pay("pay-1").await.expect(200);
-    pay("pay-1").await.expect(200);
-    assert!(
-        (balance - http.balance(&gina).await - 32.0).abs() < 1e-9,
+            .expect(200);
+    }
+    assert_eq!(
+        balance - http.balance_cents(&gina).await,
+        3_200,
         "charged once"
     );
     let too_long = "k".repeat(256);
@@ -688,7 +543,7 @@ async fn an_idempotency_key_replays_the_first_answer() {
         "/restful/settlements",
         Some(&gina),
         &[("idempotency-key", too_long.as_str())],
-        Some(body.clone().into()),
+        Some(cart.to_string().into()),
     )
     .await
     .expect(400);
@@ -756,10 +611,7 @@ async fn input_is_lenient_but_malformed_or_oversized_bodies_are_refused() {
     assert_eq!(too_large.json()["code"], 1);
     http.get("/restful/products/abc", None).await.expect(400);
     http.get("/restful/no-such-thing", None).await.expect(404);
-    let wrong_method = http
-        .send(Method::DELETE, "/restful/accounts", None, &[], None)
-        .await
-        .expect(405);
+    let wrong_method = http.delete("/restful/accounts", None).await.expect(405);
     assert_eq!(wrong_method.json()["code"], 1);
     stack.shut_down().await;
 }
@@ -837,7 +689,7 @@ async fn operations_endpoints_and_the_openapi_document_match_the_server() {
 #[tokio::test]
 async fn static_files_are_served_with_types_and_without_escaping_the_directory() {
     let site = tempfile::tempdir().expect("tempdir");
-    let root = static_dir(site.path());
+    let root = static_site(site.path());
     let stack = Stack::start_with(move |config| config.static_files.dir = Some(root)).await;
     let http = &stack.http;
 
@@ -859,7 +711,7 @@ async fn static_files_are_served_with_types_and_without_escaping_the_directory()
     ] {
         let reply = http.get(escape, None).await;
         assert!(
-            !reply.text().contains("outside"),
+            !reply.text().contains(SECRET_OUTSIDE),
             "{escape} escaped the directory"
         );
         assert!(reply.status.is_client_error(), "{escape}: {}", reply.status);

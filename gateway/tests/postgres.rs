@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use http::Method;
 use platform::{database::DatabaseConfig, testing::TestPostgres};
 use serde_json::json;
 
@@ -34,41 +33,25 @@ async fn the_purchase_flow_works_on_postgresql() {
     let product = http
         .new_product(&admin, "On Postgres", json!("25.25"), 4)
         .await;
-    let token = http.new_user("paula", "13900000001").await;
-    let balance = http.balance(&token).await;
+    let token = new_customer(http, "paula", "13900000001").await;
+    let balance = http.balance_cents(&token).await;
 
     let payment = http
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&token),
-            &settlement(&[(product, 4)]),
-        )
+        .settle(&token, &settlement(&[(product, 4)]), None)
         .await
         .expect(200)
         .json();
     assert_eq!(payment["totalPrice"], json!(113.0));
     assert_eq!(http.stock(&admin, product).await, (0, 4));
     let pay_id = payment["payId"].as_str().expect("payId");
-    http.send(
-        Method::PATCH,
-        &format!("/restful/pay/{pay_id}?state=PAYED"),
-        Some(&token),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    http.change_payment(&token, pay_id, "PAYED", None)
+        .await
+        .expect(200);
     assert_eq!(http.stock(&admin, product).await, (0, 0));
-    assert!((balance - http.balance(&token).await - 113.0).abs() < 1e-9);
+    assert_eq!(balance - http.balance_cents(&token).await, 11_300);
     // Sold out: the next cart is refused and changes nothing.
-    http.json(
-        Method::POST,
-        "/restful/settlements",
-        Some(&token),
-        &settlement(&[(product, 1)]),
-    )
-    .await
-    .expect(422);
+    http.settle(&token, &settlement(&[(product, 1)]), None)
+        .await
+        .expect(422);
     stack.shut_down().await;
 }

@@ -56,15 +56,7 @@ async fn a_stopped_backend_is_a_fast_503_and_service_resumes_when_it_returns() {
         .expect("message")
         .to_owned();
     assert!(message.contains("warehouse"), "{message}");
-    http.send(
-        http::Method::PATCH,
-        "/restful/products/stockpile/1?amount=3",
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(503);
+    http.set_stock(&admin, 1, 3).await.expect(503);
 
     // Back on the same address: the gateway finds it again by itself.
     let listener = rebind(address).await;
@@ -195,19 +187,11 @@ async fn editing_the_hostport_in_the_file_moves_traffic_with_no_failed_request()
     let initial: GatewayConfig = source.load().expect("config");
     let live = watch_config(source, initial, timing, reload_stop.clone()).expect("watch");
     let gateway = start_gateway(live, gateway_l).await;
-    let http = Http::new(gateway.address);
+    let http = Rest::new(gateway.address);
     let admin = http.admin_token().await;
 
     // Mark the first instance: product 1 has 111 units there.
-    http.send(
-        http::Method::PATCH,
-        "/restful/products/stockpile/1?amount=111",
-        Some(&admin),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    http.set_stock(&admin, 1, 111).await.expect(200);
     assert_eq!(http.stock(&admin, 1).await.0, 111);
 
     // Readers hammer the gateway while the file changes.
@@ -317,7 +301,7 @@ fn the_binary_serves_and_stops_on_sigterm_within_its_drain_deadline() {
     let program = platform::testing::ChildProgram::start(env!("CARGO_BIN_EXE_gateway"), &file);
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let http = Http::new(program.address);
+    let http = Rest::new(program.address);
     runtime.block_on(async {
         http.get("/healthz", None).await.expect(200);
         // No backend is up: not ready, and API calls are a fast 503.

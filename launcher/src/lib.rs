@@ -14,7 +14,7 @@ use gateway::configuration::{BackendConfig, GatewayConfig};
 use platform::{
     configuration::{AuthConfig, LogConfig, ServerConfig},
     database::DatabaseConfig,
-    serve,
+    serve::{self, BindError},
     shutdown::CancellationToken,
     tokens::KeyPairPem,
 };
@@ -39,11 +39,8 @@ pub enum LaunchError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("the account service failed to start: {0}")]
     Account(#[from] account::BuildError),
     #[error("the warehouse service failed to start: {0}")]
@@ -182,13 +179,10 @@ impl System {
     }
 }
 
-async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), LaunchError> {
-    serve::bind(listen)
-        .await
-        .map_err(|source| LaunchError::Bind {
-            listen: listen.to_owned(),
-            source,
-        })
+async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), BindError> {
+    let listener = serve::bind(listen).await?;
+    let address = serve::local_address(&listener, listen)?;
+    Ok((listener, address))
 }
 
 fn loopback(address: SocketAddr) -> ServerConfig {

@@ -2,9 +2,10 @@
 //!
 //! - [`conservation`]: the audit that stock and money are neither lost nor created, as a library
 //!   function (used by every fault and load test) and as the `conservation` command.
-//! - [`programs`], [`stack`], [`rest`], [`traffic`]: test support that runs the four real
-//!   program binaries as child processes on loopback, talks to the gateway like the front-end,
-//!   and drives a steady, bounded mix of shoppers' requests while a test breaks things.
+//! - [`programs`], [`stack`], [`traffic`]: test support that runs the four real program binaries
+//!   as child processes on loopback, talks to the gateway like the front-end (with
+//!   `gateway::testing::Rest`, the client the gateway's own tests use), and drives a steady,
+//!   bounded mix of shoppers' requests while a test breaks things.
 //!
 //! The tests live in `tests/`: `faults.rs` (SIGKILL, rolling restarts, config swaps under
 //! traffic), `load.rs` (200 buyers racing for 10 books), `hostile.rs` (forged tokens, hostile
@@ -14,6 +15,5 @@
 
 pub mod conservation;
 pub mod programs;
-pub mod rest;
 pub mod stack;
 pub mod traffic;

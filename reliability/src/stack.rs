@@ -6,7 +6,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use gateway::configuration::GatewayConfig;
+use gateway::{
+    configuration::GatewayConfig,
+    testing::{Rest, cheap_client_hash, cheap_password_hashing, static_site},
+};
 use platform::{
     configuration::{AuthConfig, LogConfig, ServerConfig},
     database::DatabaseConfig,
@@ -17,7 +20,6 @@ use serde::Serialize;
 use crate::{
     conservation::{self, Options, Report, Sources},
     programs::{ConfigDir, Kind, Program, free_port},
-    rest::Rest,
     traffic::Shopper,
 };
 
@@ -49,7 +51,8 @@ pub struct StackOptions {
     pub reservation_guard_ms: i64,
     /// Deadline of the payment service's warehouse calls.
     pub warehouse_rpc_timeout_ms: u64,
-    /// Serve a static directory (holding `index.html`, with `secret.txt` beside it, outside).
+    /// Serve a static directory (`gateway::testing::static_site`: `index.html` and its assets,
+    /// with `secret.txt` beside it, outside).
     pub static_files: bool,
     pub adjust_gateway: fn(&mut GatewayConfig),
     pub adjust_payment: fn(&mut payment::configuration::Settings),
@@ -156,18 +159,7 @@ impl Stack {
                 )
             }
         };
-        let static_dir = options.static_files.then(|| {
-            let root = dir.path().join("static");
-            std::fs::create_dir_all(root.join("static/css")).expect("mkdir");
-            std::fs::write(
-                root.join("index.html"),
-                "<!doctype html><title>Fenix</title>",
-            )
-            .expect("write");
-            std::fs::write(root.join("static/css/app.css"), "body{}").expect("write");
-            std::fs::write(dir.path().join("secret.txt"), "TOP-SECRET-OUTSIDE").expect("write");
-            root
-        });
+        let static_dir = options.static_files.then(|| static_site(dir.path()));
         // The payment service must know the token endpoint before the gateway starts.
         let gateway_address = free_port();
         let gateway_settings = GatewayConfig::default();
@@ -209,7 +201,7 @@ impl Stack {
     pub async fn wait_until_ready(&self) {
         let started = std::time::Instant::now();
         loop {
-            if let Ok(reply) = self.rest.get("/readyz", None).await
+            if let Ok(reply) = self.rest.try_get("/readyz", None).await
                 && reply.status == 200
             {
                 return;
@@ -282,13 +274,7 @@ impl Stack {
                     database: self.databases.account.clone(),
                     auth: self.auth(),
                     log: self.log(),
-                    // Unoptimised builds make the production argon2 cost take seconds per hash.
-                    password_hashing: account::configuration::HashingConfig {
-                        memory_kib: 1024,
-                        iterations: 1,
-                        parallelism: 1,
-                        max_concurrent: 4,
-                    },
+                    password_hashing: cheap_password_hashing(),
                     ..Default::default()
                 };
                 self.accounts.push(start(program, settings).await);
@@ -345,11 +331,7 @@ impl Stack {
         config.payment.client.hostport = self.addresses(Kind::Payment);
         config.discovery.health_check_seconds = 1;
         for client in &mut config.oauth.clients {
-            let secret = match client.id.as_str() {
-                "bookstore_frontend" => crate::rest::CLIENT_SECRET,
-                _ => PAYMENT_CLIENT_SECRET,
-            };
-            client.secret_hash = cheap_hash(secret);
+            client.secret_hash = cheap_client_hash(&client.id, PAYMENT_CLIENT_SECRET);
         }
         config.static_files.dir = self.static_dir.clone();
         (self.options.adjust_gateway)(&mut config);
@@ -564,16 +546,4 @@ async fn wait_for_addresses(program: &Program, mark: usize, addresses: &[String]
     }
     // The balancer hears of the change through a channel; give it a moment.
     tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-/// An argon2id hash with tiny parameters (unoptimised test builds make the production cost
-/// take a large part of a second per token request).
-pub fn cheap_hash(secret: &str) -> String {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
-    let params = Params::new(1024, 1, 1, None).expect("params");
-    let salt = SaltString::encode_b64(b"reliability-salt").expect("salt");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(secret.as_bytes(), &salt)
-        .expect("hash")
-        .to_string()
 }

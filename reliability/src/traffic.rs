@@ -16,10 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::Method;
+use gateway::testing::{Reply, Rest, settlement};
 use tokio::task::JoinHandle;
-
-use crate::rest::{Reply, Rest};
 
 /// A logged-in user of the bookstore.
 #[derive(Debug, Clone)]
@@ -306,37 +304,36 @@ impl Worker {
             let started = self.epoch.elapsed();
             let key = uuid::Uuid::new_v4().to_string();
             let outcome = match op {
-                Op::ListProducts => self.rest.get("/restful/products", None).await,
+                Op::ListProducts => self.rest.try_get("/restful/products", None).await,
                 Op::GetProduct => {
                     self.rest
-                        .get(&format!("/restful/products/{product}"), None)
+                        .try_get(&format!("/restful/products/{product}"), None)
                         .await
                 }
                 Op::GetAccount => {
                     self.rest
-                        .get(
+                        .try_get(
                             &format!("/restful/accounts/{}", self.shopper.username),
                             Some(&token),
                         )
                         .await
                 }
-                Op::Wallet => self.rest.get("/restful/wallet", Some(&token)).await,
-                Op::Settle => self.rest.settle(&token, &[(product, 1)], &key).await,
+                Op::Wallet => self.rest.try_get("/restful/wallet", Some(&token)).await,
+                Op::Settle => {
+                    let cart = settlement(&[(product, 1)]);
+                    self.rest.try_settle(&token, &cart, Some(&key)).await
+                }
                 Op::Pay | Op::Cancel => {
                     let state = if op == Op::Pay { "PAYED" } else { "CANCEL" };
                     let pay_id = open.take().unwrap_or_default();
-                    self.rest.change_payment(&token, &pay_id, state, &key).await
+                    self.rest
+                        .try_change_payment(&token, &pay_id, state, Some(&key))
+                        .await
                 }
                 Op::GetPayment => {
                     let pay_id = last.clone().unwrap_or_default();
                     self.rest
-                        .send(
-                            Method::GET,
-                            &format!("/restful/pay/{pay_id}"),
-                            Some(&token),
-                            &[],
-                            None,
-                        )
+                        .try_get(&format!("/restful/pay/{pay_id}"), Some(&token))
                         .await
                 }
             };

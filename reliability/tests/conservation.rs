@@ -3,10 +3,8 @@
 
 use std::{process::Output, time::Duration};
 
-use reliability::{
-    rest::ok,
-    stack::{Stack, StackOptions, Storage},
-};
+use gateway::testing::settlement;
+use reliability::stack::{Stack, StackOptions, Storage};
 
 async fn command(stack: &Stack) -> Output {
     let sources = stack.sources();
@@ -40,21 +38,23 @@ async fn catches_what_the_services_did_not_do(storage: Storage) {
     let shop = stack.open_shop(2, &[7, 3]).await;
     let rest = &stack.rest;
     for (shopper, product) in shop.shoppers.iter().zip(&shop.products) {
-        let payment = ok(rest.settle(&shopper.token, &[(*product, 2)], "cart").await)
+        let cart = settlement(&[(*product, 2)]);
+        let payment = rest
+            .settle(&shopper.token, &cart, Some("cart"))
+            .await
             .expect(200)
             .json();
         let pay_id = payment["payId"].as_str().expect("payId");
-        ok(rest
-            .change_payment(&shopper.token, pay_id, "PAYED", "pay")
-            .await)
-        .expect(200);
+        rest.change_payment(&shopper.token, pay_id, "PAYED", Some("pay"))
+            .await
+            .expect(200);
     }
     // One more, left waiting: its stock is frozen, which is fine.
     let waiting = &shop.shoppers[0];
-    ok(rest
-        .settle(&waiting.token, &[(shop.products[0], 1)], "later")
-        .await)
-    .expect(200);
+    let cart = settlement(&[(shop.products[0], 1)]);
+    rest.settle(&waiting.token, &cart, Some("later"))
+        .await
+        .expect(200);
 
     let clean = command(&stack).await;
     let report = String::from_utf8_lossy(&clean.stdout);

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
+use gateway::testing::{ADMIN, ADMIN_PASSWORD, Rest, settlement};
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -18,7 +19,6 @@ use platform::{
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use reliability::{
     programs::Kind,
-    rest::{ADMIN, ADMIN_PASSWORD, Rest, ok, settlement},
     stack::{Stack, StackOptions, Storage},
 };
 use serde_json::{Value, json};
@@ -102,7 +102,9 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
         let (alice, bob) = (&shop.shoppers[0], &shop.shoppers[1]);
 
         let mut forged = forged_admin_tokens(&stack.keys, &alice.token);
-        let login = ok(rest.login(&alice.username, &format!("{}-pw", alice.username)).await)
+        let login = rest
+            .login(&alice.username, &format!("{}-pw", alice.username))
+            .await
             .expect(200)
             .json();
         forged.push((
@@ -121,9 +123,7 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
                 (Method::GET, "/restful/wallet".to_owned()),
                 (Method::POST, "/restful/settlements".to_owned()),
             ] {
-                let reply = ok(rest
-                    .send(method.clone(), &path, Some(token), &[], None)
-                    .await);
+                let reply = rest.send(method.clone(), &path, Some(token), &[], None).await;
                 assert_eq!(reply.status, 401, "{name}: {method} {path}: {}", reply.text());
                 assert!(reply.header("www-authenticate").starts_with("Bearer"));
                 assert_eq!(reply.json()["code"], 1);
@@ -194,23 +194,18 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
         assert_eq!(rest.stock(&shop.admin, product).await, (5, 0));
 
         // Another user's valid token on someone else's account and payment.
-        let bob_account = ok(rest
-            .get(&format!("/restful/accounts/{}", bob.username), Some(&bob.token))
-            .await)
-        .expect(200)
-        .json();
-        ok(rest
-            .get(&format!("/restful/accounts/{}", bob.username), Some(&alice.token))
-            .await)
-        .expect(403);
+        let bob_path = format!("/restful/accounts/{}", bob.username);
+        let bob_account = rest.get(&bob_path, Some(&bob.token)).await.expect(200).json();
+        rest.get(&bob_path, Some(&alice.token)).await.expect(403);
         let mut takeover = bob_account.clone();
         takeover["name"] = json!("Mallory");
         takeover["password"] = json!("stolen");
-        ok(rest
-            .json(Method::PUT, "/restful/accounts", Some(&alice.token), &[], &takeover)
-            .await)
-        .expect(403);
-        let payment = ok(rest.settle(&bob.token, &[(product, 1)], "bob-cart").await)
+        rest.json(Method::PUT, "/restful/accounts", Some(&alice.token), &takeover)
+            .await
+            .expect(403);
+        let payment = rest
+            .settle(&bob.token, &settlement(&[(product, 1)]), Some("bob-cart"))
+            .await
             .expect(200)
             .json();
         let pay_id = payment["payId"].as_str().expect("payId");
@@ -228,7 +223,7 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
                 ),
             ),
         ] {
-            let reply = ok(rest.send(method.clone(), &path, Some(&alice.token), &[], None).await);
+            let reply = rest.send(method.clone(), &path, Some(&alice.token), &[], None).await;
             assert!(
                 matches!(reply.status.as_u16(), 403 | 404),
                 "{method} {path}: {} {}",
@@ -237,17 +232,15 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
             );
         }
         // Bob's payment still waits, nobody paid for anything, and Bob's name is his own.
-        let current = ok(rest.get(&format!("/restful/pay/{pay_id}"), Some(&bob.token)).await)
+        let current = rest
+            .get(&format!("/restful/pay/{pay_id}"), Some(&bob.token))
+            .await
             .expect(200)
             .json();
         assert_eq!(current["payState"], "WAITING");
         assert_eq!(rest.balance_cents(&alice.token).await, alice_before);
         assert_eq!(rest.balance_cents(&bob.token).await, bob_before);
-        let unchanged = ok(rest
-            .get(&format!("/restful/accounts/{}", bob.username), Some(&bob.token))
-            .await)
-        .expect(200)
-        .json();
+        let unchanged = rest.get(&bob_path, Some(&bob.token)).await.expect(200).json();
         assert_eq!(unchanged, bob_account);
         stack.assert_conserved(Duration::from_secs(10)).await;
         stack.shut_down().await;
@@ -294,7 +287,7 @@ async fn oversized_deeply_nested_and_malformed_bodies_are_refused_in_the_documen
 
         // Over the limit with a Content-Length: 413 before the body is read.
         let big = Bytes::from(vec![b' '; limit + 1]);
-        let reply = ok(rest
+        let reply = rest
             .send(
                 Method::POST,
                 "/restful/accounts",
@@ -302,7 +295,7 @@ async fn oversized_deeply_nested_and_malformed_bodies_are_refused_in_the_documen
                 &[("content-type", "application/json")],
                 Some(big),
             )
-            .await);
+            .await;
         assert_eq!(reply.status, 413, "{}", reply.text());
         assert_eq!(reply.json()["code"], 1);
 
@@ -349,7 +342,7 @@ async fn oversized_deeply_nested_and_malformed_bodies_are_refused_in_the_documen
         ];
         for (name, body) in bodies {
             for path in ["/restful/settlements", "/restful/accounts"] {
-                let reply = ok(rest
+                let reply = rest
                     .send(
                         Method::POST,
                         path,
@@ -357,7 +350,7 @@ async fn oversized_deeply_nested_and_malformed_bodies_are_refused_in_the_documen
                         &[("content-type", "application/json")],
                         Some(Bytes::from(body.clone())),
                     )
-                    .await);
+                    .await;
                 assert_eq!(reply.status, 400, "{name} to {path}: {}", reply.text());
                 let error = reply.json();
                 assert_eq!(error["code"], 1, "{name}");
@@ -365,8 +358,8 @@ async fn oversized_deeply_nested_and_malformed_bodies_are_refused_in_the_documen
             }
         }
         assert!(stack.program(Kind::Gateway, 0).is_running());
-        ok(rest.get("/healthz", None).await).expect(200);
-        ok(rest.get("/restful/products", None).await).expect(200);
+        rest.get("/healthz", None).await.expect(200);
+        rest.get("/restful/products", None).await.expect(200);
         stack.shut_down().await;
     })
     .await;
@@ -445,18 +438,22 @@ async fn metacharacters_are_stored_and_returned_verbatim(storage: Storage) {
     // An account whose every free-text field (and password) is hostile.
     let email = "o'brien%_x+1@example.com";
     let password = format!("{NASTY} password");
-    let registered = ok(rest
+    let registered = rest
         .register(
             "sqlfan",
             json!({"name": NASTY, "avatar": NASTY, "location": NASTY, "email": email,
                    "password": password, "telephone": "13900000001"}),
         )
-        .await)
-    .expect(200);
+        .await
+        .expect(200);
     assert_eq!(registered.json()["code"], 0);
-    let token = rest.expect_token("sqlfan", &password).await;
-    ok(rest.login("sqlfan", &format!("{NASTY} passwore")).await).expect(400);
-    let mut account = ok(rest.get("/restful/accounts/sqlfan", Some(&token)).await)
+    let token = rest.token("sqlfan", &password).await;
+    rest.login("sqlfan", &format!("{NASTY} passwore"))
+        .await
+        .expect(400);
+    let mut account = rest
+        .get("/restful/accounts/sqlfan", Some(&token))
+        .await
         .expect(200)
         .json();
     for field in ["name", "avatar", "location"] {
@@ -465,29 +462,24 @@ async fn metacharacters_are_stored_and_returned_verbatim(storage: Storage) {
     assert_eq!(account["email"], email);
     account["name"] = json!(format!("{NASTY} (renamed)"));
     account["location"] = json!(format!("{NASTY} (moved)"));
-    ok(rest
-        .json(
-            Method::PUT,
-            "/restful/accounts",
-            Some(&token),
-            &[],
-            &account,
-        )
-        .await)
-    .expect(200);
-    let updated = ok(rest.get("/restful/accounts/sqlfan", Some(&token)).await)
+    rest.json(Method::PUT, "/restful/accounts", Some(&token), &account)
+        .await
+        .expect(200);
+    let updated = rest
+        .get("/restful/accounts/sqlfan", Some(&token))
+        .await
         .expect(200)
         .json();
     assert_eq!(updated["name"], format!("{NASTY} (renamed)"));
     assert_eq!(updated["location"], format!("{NASTY} (moved)"));
     // Hostile usernames are refused by validation, and hurt nothing.
-    ok(rest.register(NASTY, json!({})).await).expect(400);
+    rest.register(NASTY, json!({})).await.expect(400);
     for path in [
         format!("/restful/accounts/{}", urlencode(NASTY)),
         format!("/restful/pay/{}", urlencode(NASTY)),
         format!("/restful/products/{}", urlencode(NASTY)),
     ] {
-        let reply = ok(rest.get(&path, Some(&token)).await);
+        let reply = rest.get(&path, Some(&token)).await;
         assert!(
             matches!(reply.status.as_u16(), 400 | 403 | 404),
             "{path}: {} {}",
@@ -498,21 +490,22 @@ async fn metacharacters_are_stored_and_returned_verbatim(storage: Storage) {
 
     // A product whose every text field is hostile (the title is limited to 50 characters).
     let title: String = NASTY.chars().take(50).collect();
-    let product = ok(rest
+    let product = rest
         .json(
             Method::POST,
             "/restful/products",
             Some(&admin),
-            &[],
             &json!({"title": title, "price": 12.5, "rate": 7, "description": NASTY,
                     "cover": NASTY, "detail": NASTY,
                     "specifications": [{"item": NASTY, "value": NASTY}]}),
         )
-        .await)
-    .expect(200)
-    .json();
+        .await
+        .expect(200)
+        .json();
     let id = product["id"].as_i64().expect("id");
-    let stored = ok(rest.get(&format!("/restful/products/{id}"), None).await)
+    let stored = rest
+        .get(&format!("/restful/products/{id}"), None)
+        .await
         .expect(200)
         .json();
     assert_eq!(stored["title"], title);
@@ -521,24 +514,18 @@ async fn metacharacters_are_stored_and_returned_verbatim(storage: Storage) {
     }
     assert_eq!(stored["specifications"][0]["item"], NASTY);
     assert_eq!(stored["specifications"][0]["value"], NASTY);
-    rest.set_stock(&admin, id, 3).await;
+    rest.set_stock(&admin, id, 3).await.expect(200);
 
     // A settlement whose purchase details are hostile: stored verbatim by the payment service.
     let mut cart = settlement(&[(id, 1)]);
     for field in ["name", "telephone", "location", "pay", "delivery"] {
         cart["purchase"][field] = json!(NASTY);
     }
-    let payment = ok(rest
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&token),
-            &[("idempotency-key", NASTY_KEY)],
-            &cart,
-        )
-        .await)
-    .expect(200)
-    .json();
+    let payment = rest
+        .settle(&token, &cart, Some(NASTY_KEY))
+        .await
+        .expect(200)
+        .json();
     let pay_id = payment["payId"].as_str().expect("payId");
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
@@ -566,24 +553,16 @@ async fn metacharacters_are_stored_and_returned_verbatim(storage: Storage) {
     }
     pool.close().await;
     // The same hostile (visible ASCII, as keys must be) idempotency key replays the answer.
-    let replay = ok(rest
-        .json(
-            Method::POST,
-            "/restful/settlements",
-            Some(&token),
-            &[("idempotency-key", NASTY_KEY)],
-            &cart,
-        )
-        .await)
-    .expect(200)
-    .json();
+    let replay = rest
+        .settle(&token, &cart, Some(NASTY_KEY))
+        .await
+        .expect(200)
+        .json();
     assert_eq!(replay["payId"], pay_id);
 
     // Every table is still there: the administrator can still log in and list products.
-    rest.expect_token(ADMIN, ADMIN_PASSWORD).await;
-    let products = ok(rest.get("/restful/products", None).await)
-        .expect(200)
-        .json();
+    rest.token(ADMIN, ADMIN_PASSWORD).await;
+    let products = rest.get("/restful/products", None).await.expect(200).json();
     assert_eq!(products.as_array().map(Vec::len), Some(1));
     stack.assert_conserved(Duration::from_secs(10)).await;
     stack.shut_down().await;
@@ -775,20 +754,23 @@ async fn random_and_truncated_bytes_on_the_rpc_ports_leave_every_server_serving(
         }
         thrift_ping(account).await;
         let rest = &stack.rest;
-        ok(rest.get("/restful/products", None).await).expect(200);
+        rest.get("/restful/products", None).await.expect(200);
         let shopper = &shop.shoppers[0];
-        rest.expect_token(&shopper.username, &format!("{}-pw", shopper.username))
+        rest.token(&shopper.username, &format!("{}-pw", shopper.username))
             .await;
-        let payment = ok(rest
-            .settle(&shopper.token, &[(shop.products[0], 1)], "after-the-noise")
-            .await)
-        .expect(200)
-        .json();
+        let payment = rest
+            .settle(
+                &shopper.token,
+                &settlement(&[(shop.products[0], 1)]),
+                Some("after-the-noise"),
+            )
+            .await
+            .expect(200)
+            .json();
         let pay_id = payment["payId"].as_str().expect("payId");
-        ok(rest
-            .change_payment(&shopper.token, pay_id, "PAYED", "pay-after-the-noise")
-            .await)
-        .expect(200);
+        rest.change_payment(&shopper.token, pay_id, "PAYED", Some("pay-after-the-noise"))
+            .await
+            .expect(200);
         stack.assert_all_final(Duration::from_secs(10)).await;
         stack.shut_down().await;
     })
@@ -817,27 +799,33 @@ async fn password_guessing_is_slowed_down_without_locking_the_owner_out() {
             Some("127.0.0.2".parse().expect("address")),
         );
         for guess in 0..3 {
-            let reply = ok(attacker.login("victim", &format!("guess{guess}")).await).expect(400);
+            let reply = attacker
+                .login("victim", &format!("guess{guess}"))
+                .await
+                .expect(400);
             assert_eq!(reply.json()["error"], "invalid_grant");
         }
-        let refused = ok(attacker.login("victim", "guess3").await).expect(429);
+        let refused = attacker.login("victim", "guess3").await.expect(429);
         assert_eq!(refused.json()["error"], "slow_down");
         let wait: u64 = refused.header("retry-after").parse().expect("Retry-After");
         assert!((1..=2).contains(&wait), "Retry-After {wait}");
         // Even the right password waits: the attacker learns nothing during the wait.
-        ok(attacker.login("victim", "victim-pw").await).expect(429);
+        attacker.login("victim", "victim-pw").await.expect(429);
         // The owner, elsewhere, is not locked out.
-        owner.expect_token("victim", "victim-pw").await;
+        owner.token("victim", "victim-pw").await;
         // Unknown users are slowed the same way, so the answer tells nothing about who exists.
         for guess in 0..3 {
-            ok(attacker.login("nobody-here", &format!("g{guess}")).await).expect(400);
+            attacker
+                .login("nobody-here", &format!("g{guess}"))
+                .await
+                .expect(400);
         }
-        ok(attacker.login("nobody-here", "g3").await).expect(429);
+        attacker.login("nobody-here", "g3").await.expect(429);
 
         // After the wait, the right password gets in (and clears the count).
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        attacker.expect_token("victim", "victim-pw").await;
-        ok(attacker.login("victim", "wrong-again").await).expect(400);
+        attacker.token("victim", "victim-pw").await;
+        attacker.login("victim", "wrong-again").await.expect(400);
         stack.shut_down().await;
     })
     .await;

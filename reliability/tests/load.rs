@@ -11,10 +11,8 @@ use std::{
 };
 
 use futures::{StreamExt, stream};
-use reliability::{
-    rest::{Reply, Rest},
-    stack::{Stack, StackOptions, Storage},
-};
+use gateway::testing::{Reply, Rest, settlement};
+use reliability::stack::{Stack, StackOptions, Storage};
 use tokio::sync::Barrier;
 
 const BUYERS: usize = 200;
@@ -43,14 +41,15 @@ where
 async fn buy(rest: Rest, token: String, product: i64, start: Arc<Barrier>) -> (u16, Option<u16>) {
     let settle_key = uuid::Uuid::new_v4().to_string();
     start.wait().await;
-    let items = [(product, 1)];
-    let settled = with_retries(|| rest.settle(&token, &items, &settle_key)).await;
+    let cart = settlement(&[(product, 1)]);
+    let settled = with_retries(|| rest.try_settle(&token, &cart, Some(&settle_key))).await;
     if settled.status != 200 {
         return (settled.status.as_u16(), None);
     }
     let pay_id = settled.json()["payId"].as_str().expect("payId").to_owned();
     let pay_key = uuid::Uuid::new_v4().to_string();
-    let paid = with_retries(|| rest.change_payment(&token, &pay_id, "PAYED", &pay_key)).await;
+    let paid =
+        with_retries(|| rest.try_change_payment(&token, &pay_id, "PAYED", Some(&pay_key))).await;
     (200, Some(paid.status.as_u16()))
 }
 

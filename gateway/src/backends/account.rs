@@ -1,7 +1,5 @@
 //! The account service over Thrift (volo-thrift, TTHeader carrying token and request id).
 
-use std::time::Duration;
-
 use pilota::FastStr;
 use rpc_idl::account::{
     Account, AccountServiceClient, AccountServiceClientBuilder, CheckCredentialsRequest,
@@ -53,7 +51,7 @@ impl AccountBackend {
             // Deadlines are the gateway's (one per try, see `Link::invoke`): Volo's own timeout
             // would report a late answer as an internal error.
             .rpc_timeout(None)
-            .connect_timeout(Some(link.rpc_timeout().min(Duration::from_secs(1))))
+            .connect_timeout(Some(link.connect_timeout()))
             .layer_inner(ProbeLayer)
             .build();
         Self { link, client }

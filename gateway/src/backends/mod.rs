@@ -11,6 +11,7 @@
 //! - is counted and timed in the metrics, by service, method and outcome.
 
 mod account;
+mod grpc;
 mod payment;
 mod probe;
 mod warehouse;
@@ -28,6 +29,7 @@ use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata, shutdown::Can
 use tokio::{sync::watch, time::Instant};
 
 pub use account::{AccountBackend, NewAccount, ProfileUpdate};
+pub use grpc::GrpcBackend;
 pub use payment::{PaymentBackend, PaymentChange};
 pub use warehouse::WarehouseBackend;
 
@@ -132,6 +134,11 @@ impl Link {
 
     fn rpc_timeout(&self) -> Duration {
         (self.select)(&self.config.borrow()).client.timeout()
+    }
+
+    /// What a client gets to open a connection: the call's timeout, at most a second.
+    fn connect_timeout(&self) -> Duration {
+        self.rpc_timeout().min(Duration::from_secs(1))
     }
 
     fn read_retries(&self) -> u32 {

@@ -18,12 +18,11 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 use platform::{
     database::{Database, DatabaseError, Migrations},
-    serve::{self, ServeError, ServerTask},
+    serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
 };
@@ -46,11 +45,8 @@ static MIGRATIONS: Migrations = Migrations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Tokens(#[from] TokenError),
     #[error(transparent)]
@@ -64,19 +60,13 @@ pub enum BuildError {
 }
 
 /// A bound, ready-to-run account server.
-pub struct Application {
-    server: ServerTask,
-    database: Database,
-}
+pub struct Application(BoundService);
 
 impl Application {
     /// Binds `settings.server.listen`, connects the database, applies migrations and seeds the
     /// administrator into an empty database.
     pub async fn build(settings: Settings, stop: CancellationToken) -> Result<Self, BuildError> {
-        let listen = settings.server.listen.clone();
-        let (listener, _) = serve::bind(&listen)
-            .await
-            .map_err(|source| BuildError::Bind { listen, source })?;
+        let listener = serve::bind(&settings.server.listen).await?;
         Self::build_with_listener(settings, listener, stop).await
     }
 
@@ -103,12 +93,11 @@ impl Application {
         let rpc = AccountRpc::new(accounts, verifier, Arc::clone(&serving));
         // Volo's default codec: it also accepts Apache framed/buffered binary/compact clients.
         let server = AccountServiceServer::new(rpc);
-        let drain = Duration::from_secs(settings.server.drain_seconds);
         let server = ServerTask::new(
             "account",
             listener,
+            &settings.server,
             stop,
-            drain,
             move || serving.store(false, Ordering::Release),
             |incoming, shutdown| async move {
                 // A Thrift server stops when its incoming stream ends, so it takes no shutdown
@@ -116,24 +105,19 @@ impl Application {
                 tokio::spawn(shutdown);
                 server.run(incoming).await
             },
-        )
-        .map_err(|source| BuildError::Bind {
-            listen: settings.server.listen,
-            source,
-        })?;
-        Ok(Self { server, database })
+        )?;
+        Ok(Self(BoundService::new(server, database)))
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn address(&self) -> SocketAddr {
-        self.server.address()
+        self.0.address()
     }
 
-    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes).
+    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes),
+    /// then closes the database.
     pub async fn run_until_stopped(self) -> Result<(), ServeError> {
-        let served = self.server.run().await;
-        self.database.close().await;
-        served
+        self.0.run_until_stopped().await
     }
 }
 

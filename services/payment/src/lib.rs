@@ -27,12 +27,12 @@ use platform::{
     database::{Database, DatabaseError, Migrations},
     discovery::DnsDiscover,
     health::health_service,
-    serve::{self, ServeError, ServerTask},
+    serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
 };
 use rpc_idl::{grpc::health::v1::HealthServer, payment::PaymentServiceServer};
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch};
 use volo_grpc::server::{Server, ServiceBuilder};
 
 use crate::{
@@ -54,11 +54,8 @@ static MIGRATIONS: Migrations = Migrations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("invalid configuration: {}", .0.join("; "))]
     Config(Vec<String>),
     #[error(transparent)]
@@ -71,9 +68,7 @@ pub enum BuildError {
 
 /// A bound, ready-to-run payment server with its background tasks running.
 pub struct Application {
-    server: ServerTask,
-    database: Database,
-    tasks: Vec<JoinHandle<()>>,
+    service: BoundService,
     /// Keeps a fixed configuration's channel open (a closed one would stop DNS refreshes).
     _fixed_config: Option<watch::Sender<Settings>>,
 }
@@ -82,7 +77,7 @@ impl Application {
     /// Binds `settings.server.listen`, connects the database, applies migrations, and starts the
     /// background tasks. The configuration stays as given.
     pub async fn build(settings: Settings, stop: CancellationToken) -> Result<Self, BuildError> {
-        let listener = bind(&settings.server.listen).await?;
+        let listener = serve::bind(&settings.server.listen).await?;
         Self::build_with_listener(settings, listener, stop).await
     }
 
@@ -160,55 +155,30 @@ impl Application {
                 )))
                 .build(),
             );
-        let drain = Duration::from_secs(settings.server.drain_seconds);
         let server = ServerTask::new(
             "payment",
             listener,
+            &settings.server,
             stop,
-            drain,
             move || health_reporter.set_not_serving(),
             |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
-        )
-        .map_err(|source| BuildError::Bind {
-            listen: settings.server.listen,
-            source,
-        })?;
+        )?;
         Ok(Self {
-            server,
-            database,
-            tasks,
+            service: BoundService::new(server, database).with_tasks(tasks),
             _fixed_config: None,
         })
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn address(&self) -> SocketAddr {
-        self.server.address()
+        self.service.address()
     }
 
     /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes),
     /// then waits for the background tasks and closes the database.
     pub async fn run_until_stopped(self) -> Result<(), ServeError> {
-        let served = self.server.run().await;
-        for task in self.tasks {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "a background task failed");
-            }
-        }
-        self.database.close().await;
-        served
+        self.service.run_until_stopped().await
     }
-}
-
-/// Binds `listen`, reporting which address failed.
-pub async fn bind(listen: &str) -> Result<TcpListener, BuildError> {
-    serve::bind(listen)
-        .await
-        .map(|(listener, _)| listener)
-        .map_err(|source| BuildError::Bind {
-            listen: listen.to_owned(),
-            source,
-        })
 }
 
 /// A channel that starts at `initial` and then carries `pick(update)` for every update of

@@ -6,7 +6,7 @@ use payment::{Application, configuration::Settings};
 async fn main() -> anyhow::Result<()> {
     let started = platform::program::start::<Settings>()?;
     let listen = started.config.borrow().server.listen.clone();
-    let listener = payment::bind(&listen).await?;
+    let listener = platform::serve::bind(&listen).await?;
     let application = Application::build_live(started.config, listener, None, started.stop).await?;
     application.run_until_stopped().await?;
     Ok(())

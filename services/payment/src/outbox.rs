@@ -75,14 +75,10 @@ impl Relay {
             return Ok(Delivery::NotClaimed);
         }
         let request_id = format!("outbox-{}", call.id);
-        let result = match call.action {
-            OutboxAction::Commit => self.warehouse.commit(&call.pay_id, Some(&request_id)).await,
-            OutboxAction::Release => {
-                self.warehouse
-                    .release(&call.pay_id, Some(&request_id))
-                    .await
-            }
-        };
+        let result = self
+            .warehouse
+            .finish(call.action, &call.pay_id, Some(&request_id))
+            .await;
         let delivery = classify(call.action, result);
         let (status, error) = match &delivery {
             Delivery::Done => ("DONE", None),

@@ -76,6 +76,7 @@ impl From<WarehouseError> for PaymentError {
             WarehouseError::Rejected(message) => {
                 Self::Internal(format!("the warehouse rejected a request: {message}"))
             }
+            error @ WarehouseError::NotReserved(_) => Self::Internal(error.to_string()),
             other @ (WarehouseError::Identity(_)
             | WarehouseError::Token(_)
             | WarehouseError::Unavailable(_)) => Self::WarehouseUnavailable(other.to_string()),

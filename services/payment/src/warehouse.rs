@@ -5,17 +5,20 @@
 //! [`WarehouseError`]s here, once; the rest of the service never sees a gRPC status from the
 //! warehouse.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata};
 use rpc_idl::warehouse::{
-    GetProductRequest, ReservationItem, ReservationRequest, ReserveStockRequest,
-    WarehouseServiceClient, WarehouseServiceClientBuilder,
+    GetProductRequest, Reservation, ReservationItem, ReservationRequest, ReservationState,
+    ReserveStockRequest, WarehouseServiceClient, WarehouseServiceClientBuilder,
 };
 use volo::loadbalance::random::WeightedRandomBalance;
 use volo_grpc::{Code, Status};
 
-use crate::service_token::{ServiceTokenError, ServiceTokenSource};
+use crate::{
+    service_token::{ServiceTokenError, ServiceTokenSource},
+    store::OutboxAction,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WarehouseError {
@@ -35,6 +38,11 @@ pub enum WarehouseError {
     /// No token could be obtained, so no call was made.
     #[error(transparent)]
     Token(#[from] ServiceTokenError),
+    /// The reserve call succeeded but the reservation it returned is in this state, not
+    /// RESERVED: the units are not held for the payment, and the warehouse does not behave as
+    /// its contract says.
+    #[error("the warehouse returned a reservation in state {0}, not RESERVED")]
+    NotReserved(String),
     /// DEADLINE_EXCEEDED: the call may or may not have taken effect.
     #[error("the warehouse did not answer within the deadline")]
     Deadline,
@@ -53,7 +61,9 @@ impl WarehouseError {
             | Self::Rejected(_)
             | Self::Identity(_)
             | Self::Token(_) => true,
-            Self::Deadline | Self::Unavailable(_) => false,
+            // What a warehouse that breaks its contract holds for the payment is unknown; the
+            // settlement's guard releases it (a release is idempotent).
+            Self::NotReserved(_) | Self::Deadline | Self::Unavailable(_) => false,
         }
     }
 
@@ -99,12 +109,13 @@ impl WarehouseClient {
         product_id: i64,
         request_id: Option<&str>,
     ) -> Result<i64, WarehouseError> {
-        let (meta, token) = self.metadata(request_id).await?;
-        let answer = self
-            .client
-            .get_product(meta.grpc_request(GetProductRequest { id: product_id }))
-            .await;
-        Ok(self.check(answer, &token)?.price_cents)
+        let request = GetProductRequest { id: product_id };
+        let product = self
+            .call(request_id, request, |client, request| {
+                client.get_product(request)
+            })
+            .await?;
+        Ok(product.price_cents)
     }
 
     /// Reserves `lines` (product id, units) for `pay_id`, all or nothing.
@@ -114,7 +125,6 @@ impl WarehouseClient {
         lines: &[(i64, i64)],
         request_id: Option<&str>,
     ) -> Result<(), WarehouseError> {
-        let (meta, token) = self.metadata(request_id).await?;
         let request = ReserveStockRequest {
             payment_id: pay_id.to_owned().into(),
             items: lines
@@ -122,76 +132,105 @@ impl WarehouseClient {
                 .map(|&(product_id, amount)| ReservationItem { product_id, amount })
                 .collect(),
         };
-        let answer = self.client.reserve_stock(meta.grpc_request(request)).await;
-        self.check(answer, &token).map(drop)
+        let reservation = self
+            .call(request_id, request, |client, request| {
+                client.reserve_stock(request)
+            })
+            .await?;
+        require_reserved(&reservation)
     }
 
-    /// The reserved units of `pay_id` leave for good. Idempotent.
-    pub async fn commit(
+    /// Carries out an owed `action` on the reservation of `pay_id`: commit (the units leave for
+    /// good) or release (they go back on sale). Both are idempotent.
+    pub async fn finish(
         &self,
+        action: OutboxAction,
         pay_id: &str,
         request_id: Option<&str>,
     ) -> Result<(), WarehouseError> {
-        let (meta, token) = self.metadata(request_id).await?;
-        let answer = self
-            .client
-            .commit_reservation(meta.grpc_request(reservation(pay_id)))
-            .await;
-        self.check(answer, &token).map(drop)
+        let request = ReservationRequest {
+            payment_id: pay_id.to_owned().into(),
+        };
+        self.call(request_id, request, |client, request| async move {
+            match action {
+                OutboxAction::Commit => client.commit_reservation(request).await,
+                OutboxAction::Release => client.release_reservation(request).await,
+            }
+        })
+        .await
+        .map(drop)
     }
 
-    /// The reserved units of `pay_id` go back on sale. Idempotent.
-    pub async fn release(
-        &self,
-        pay_id: &str,
+    /// Makes one call with the service's token and `request_id` in its metadata. A status
+    /// becomes a [`WarehouseError`]; one that refuses our identity also drops the cached token,
+    /// so that the next call fetches a fresh one.
+    async fn call<'a, Request, Answer, Reply>(
+        &'a self,
         request_id: Option<&str>,
-    ) -> Result<(), WarehouseError> {
-        let (meta, token) = self.metadata(request_id).await?;
-        let answer = self
-            .client
-            .release_reservation(meta.grpc_request(reservation(pay_id)))
-            .await;
-        self.check(answer, &token).map(drop)
-    }
-
-    async fn metadata(
-        &self,
-        request_id: Option<&str>,
-    ) -> Result<(CallMetadata, String), WarehouseError> {
+        request: Request,
+        rpc: impl FnOnce(&'a WarehouseServiceClient, volo_grpc::Request<Request>) -> Reply,
+    ) -> Result<Answer, WarehouseError>
+    where
+        Reply: Future<Output = Result<volo_grpc::Response<Answer>, Status>>,
+    {
         let token = self.tokens.token().await?;
         let meta = CallMetadata {
             token: Some(token.clone()),
             request_id: request_id.map(str::to_owned),
         };
-        Ok((meta, token))
-    }
-
-    fn check<T>(
-        &self,
-        answer: Result<volo_grpc::Response<T>, Status>,
-        token: &str,
-    ) -> Result<T, WarehouseError> {
-        answer
+        rpc(&self.client, meta.grpc_request(request))
+            .await
             .map(volo_grpc::Response::into_inner)
             .map_err(|status| {
                 let error = WarehouseError::from_status(&status);
                 if matches!(error, WarehouseError::Identity(_)) {
-                    self.tokens.invalidate(token);
+                    self.tokens.invalidate(&token);
                 }
                 error
             })
     }
 }
 
-fn reservation(pay_id: &str) -> ReservationRequest {
-    ReservationRequest {
-        payment_id: pay_id.to_owned().into(),
+/// A reserve call that succeeds returns the payment's reservation as it is now. A fresh payment
+/// id can only come back RESERVED; anything else means the units are not held for this payment.
+fn require_reserved(reservation: &Reservation) -> Result<(), WarehouseError> {
+    if reservation.state == ReservationState::RESERVED {
+        Ok(())
+    } else {
+        Err(WarehouseError::NotReserved(reservation.state.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reserve_answer_counts_only_when_the_reservation_is_reserved() {
+        let answer = |state| Reservation {
+            payment_id: "9c1f".into(),
+            state,
+            items: vec![ReservationItem {
+                product_id: 7,
+                amount: 1,
+            }],
+        };
+        assert_eq!(
+            require_reserved(&answer(ReservationState::RESERVED)),
+            Ok(())
+        );
+        for state in [
+            ReservationState::COMMITTED,
+            ReservationState::RELEASED,
+            ReservationState::RESERVATION_STATE_UNSPECIFIED,
+            ReservationState::from(9),
+        ] {
+            let error = require_reserved(&answer(state)).expect_err("not RESERVED");
+            assert_eq!(error, WarehouseError::NotReserved(state.to_string()));
+            // The settlement keeps its guard, which releases whatever the warehouse holds.
+            assert!(!error.definitely_not_done(), "{state:?}");
+        }
+    }
 
     #[test]
     fn statuses_map_to_errors_and_say_whether_the_call_may_have_happened() {

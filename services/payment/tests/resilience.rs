@@ -187,7 +187,10 @@ async fn a_reservation_whose_answer_is_lost_is_released(backend: Backend) {
 mod lossy {
     use std::{net::SocketAddr, time::Duration};
 
-    use platform::{rpc_metadata::CallMetadata, serve::ServerTask, shutdown::CancellationToken};
+    use platform::{
+        configuration::ServerConfig, rpc_metadata::CallMetadata, serve::ServerTask,
+        shutdown::CancellationToken,
+    };
     use rpc_idl::warehouse::*;
     use volo_grpc::{
         Request, Response, Status,
@@ -200,7 +203,11 @@ mod lossy {
     }
 
     pub async fn start(warehouse: SocketAddr, delay: Duration) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let server_config = ServerConfig {
+            drain_seconds: 1,
+            ..ServerConfig::with_listen("127.0.0.1:0")
+        };
+        let listener = tokio::net::TcpListener::bind(&server_config.listen)
             .await
             .expect("bind");
         let stop = CancellationToken::new();
@@ -215,8 +222,8 @@ mod lossy {
         let task = ServerTask::new(
             "lossy warehouse",
             listener,
+            &server_config,
             stop.clone(),
-            Duration::from_secs(1),
             || {},
             |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
         )

@@ -12,6 +12,7 @@ pub mod rpc_metadata;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod token_cache;
 pub mod tokens;

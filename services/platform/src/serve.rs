@@ -1,5 +1,7 @@
 //! Listening sockets for Volo servers that can be bound before serving (so tests can bind port 0
-//! and learn the port) and that stop accepting when the shutdown token fires.
+//! and learn the port) and that stop accepting when the shutdown token fires, and the bound
+//! service every RPC program's `Application` wraps: its server, its database and its background
+//! tasks, stopped in that order.
 //!
 //! volo-thrift's `Server::run` has no shutdown future of its own: it stops when its incoming
 //! stream ends (or on a signal). Ending the stream on our token gives Thrift and gRPC servers the
@@ -7,20 +9,43 @@
 
 use std::{future::Future, io, net::SocketAddr, pin::Pin, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::shutdown::with_drain_deadline;
+use crate::{configuration::ServerConfig, database::Database, shutdown::with_drain_deadline};
 use volo::net::{
     conn::Conn,
     incoming::{DefaultIncoming, Incoming, MakeIncoming},
 };
 
+/// A listen address that could not be bound (or whose bound address could not be read).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {listen}: {source}")]
+pub struct BindError {
+    pub listen: String,
+    pub source: io::Error,
+}
+
 /// Binds `listen` (e.g. `0.0.0.0:8810`, or port 0 for any free port).
-pub async fn bind(listen: &str) -> io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(listen).await?;
-    let address = listener.local_addr()?;
-    Ok((listener, address))
+pub async fn bind(listen: &str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| bind_error(listen, source))
+}
+
+/// The address `listener` really got (the port, when it was bound to port 0); `listen` is what
+/// it was asked for, to name it in the error.
+pub fn local_address(listener: &TcpListener, listen: &str) -> Result<SocketAddr, BindError> {
+    listener
+        .local_addr()
+        .map_err(|source| bind_error(listen, source))
+}
+
+fn bind_error(listen: &str, source: io::Error) -> BindError {
+    BindError {
+        listen: listen.to_owned(),
+        source,
+    }
 }
 
 /// A bound listener whose stream of connections ends when `stop` is cancelled.
@@ -76,20 +101,22 @@ pub struct ServerTask {
 impl ServerTask {
     /// `run` starts the Volo server on the given incoming connections; gRPC servers also take
     /// the shutdown signal, Thrift servers stop when the incoming stream ends. `on_shutdown` runs
-    /// the moment shutdown begins (to flip health to NOT_SERVING).
+    /// the moment shutdown begins (to flip health to NOT_SERVING). `server` gives the drain
+    /// deadline, and the listen address that errors name.
     pub fn new<F, E>(
         name: &'static str,
         listener: TcpListener,
+        server: &ServerConfig,
         stop: CancellationToken,
-        drain: Duration,
         on_shutdown: impl FnOnce() + Send + 'static,
         run: impl FnOnce(StoppableIncoming, ShutdownSignal) -> F,
-    ) -> io::Result<Self>
+    ) -> Result<Self, BindError>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: std::fmt::Display,
     {
-        let address = listener.local_addr()?;
+        let address = local_address(&listener, &server.listen)?;
+        let drain = Duration::from_secs(server.drain_seconds);
         let signal: ShutdownSignal = {
             let stop = stop.clone();
             Box::pin(async move {
@@ -98,9 +125,9 @@ impl ServerTask {
                 Ok(())
             })
         };
-        let server = run(StoppableIncoming::new(listener, stop.clone()), signal);
+        let serving = run(StoppableIncoming::new(listener, stop.clone()), signal);
         let future = async move {
-            let served = with_drain_deadline(server, stop, drain).await;
+            let served = with_drain_deadline(serving, stop, drain).await;
             tracing::info!("{name} server stopped");
             match served {
                 Some(Err(error)) => Err(ServeError {
@@ -125,5 +152,48 @@ impl ServerTask {
     pub async fn run(self) -> Result<(), ServeError> {
         tracing::info!(address = %self.address, "{} ready", self.name);
         self.future.await
+    }
+}
+
+/// A service's bound server, the database it serves from and the background tasks that work
+/// alongside it; each service's `Application` holds one.
+pub struct BoundService {
+    server: ServerTask,
+    database: Database,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl BoundService {
+    pub fn new(server: ServerTask, database: Database) -> Self {
+        Self {
+            server,
+            database,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Tasks that watch the same stop token as the server; [`Self::run_until_stopped`] waits for
+    /// them before it closes the database they use.
+    pub fn with_tasks(mut self, tasks: Vec<JoinHandle<()>>) -> Self {
+        self.tasks.extend(tasks);
+        self
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+
+    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes),
+    /// then waits for the background tasks and closes the database.
+    pub async fn run_until_stopped(self) -> Result<(), ServeError> {
+        let served = self.server.run().await;
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a background task failed");
+            }
+        }
+        self.database.close().await;
+        served
     }
 }

@@ -10,12 +10,12 @@ pub mod domain;
 mod rpc;
 mod store;
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use platform::{
     database::{Database, DatabaseError, Migrations},
     health::health_service,
-    serve::{self, ServeError, ServerTask},
+    serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
 };
@@ -35,11 +35,8 @@ static MIGRATIONS: Migrations = Migrations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot listen on {listen}: {source}")]
-    Bind {
-        listen: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Tokens(#[from] TokenError),
     #[error(transparent)]
@@ -49,18 +46,12 @@ pub enum BuildError {
 }
 
 /// A bound, ready-to-run warehouse server.
-pub struct Application {
-    server: ServerTask,
-    database: Database,
-}
+pub struct Application(BoundService);
 
 impl Application {
     /// Binds `settings.server.listen`, connects the database, applies migrations and seeds.
     pub async fn build(settings: Settings, stop: CancellationToken) -> Result<Self, BuildError> {
-        let listen = settings.server.listen.clone();
-        let (listener, _) = serve::bind(&listen)
-            .await
-            .map_err(|source| BuildError::Bind { listen, source })?;
+        let listener = serve::bind(&settings.server.listen).await?;
         Self::build_with_listener(settings, listener, stop).await
     }
 
@@ -91,32 +82,25 @@ impl Application {
         let server = Server::new()
             .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
             .add_service(ServiceBuilder::new(WarehouseServiceServer::new(warehouse)).build());
-
-        let drain = Duration::from_secs(settings.server.drain_seconds);
         let server = ServerTask::new(
             "warehouse",
             listener,
+            &settings.server,
             stop,
-            drain,
             move || health_reporter.set_not_serving(),
             |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
-        )
-        .map_err(|source| BuildError::Bind {
-            listen: settings.server.listen,
-            source,
-        })?;
-        Ok(Self { server, database })
+        )?;
+        Ok(Self(BoundService::new(server, database)))
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn address(&self) -> SocketAddr {
-        self.server.address()
+        self.0.address()
     }
 
-    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes).
+    /// Serves until the stop token is cancelled and the drain finishes (or its deadline passes),
+    /// then closes the database.
     pub async fn run_until_stopped(self) -> Result<(), ServeError> {
-        let served = self.server.run().await;
-        self.database.close().await;
-        served
+        self.0.run_until_stopped().await
     }
 }

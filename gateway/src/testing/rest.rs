@@ -1,11 +1,13 @@
-//! A small HTTP/1.1 client for the gateway's REST API, as the front-end uses it. Every request
-//! has a deadline. [`Rest::send`] reports a transport failure as `Err` (traffic generators count
-//! those); the `expect_…` helpers panic with the body, for test set-up.
+//! The REST client: [`Rest`] and its [`Reply`], and the request bodies and queries the
+//! front-end sends.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode, request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -20,13 +22,16 @@ pub const CLIENT_SECRET: &str = "bookstore_secret";
 pub const ADMIN: &str = "icyfenix";
 pub const ADMIN_PASSWORD: &str = account::configuration::DEVELOPMENT_ADMIN_PASSWORD;
 
+/// A client of one gateway. Cloning it shares its connection pool.
 #[derive(Clone)]
 pub struct Rest {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// `http://address`, for building URLs.
     pub base: String,
     timeout: Duration,
 }
 
+/// A whole answer.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
@@ -49,6 +54,7 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The header's value, or "" when it is missing or not text.
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
@@ -64,9 +70,16 @@ impl Reply {
     }
 }
 
-/// Panics on a transport failure, for set-up steps.
-#[track_caller]
-pub fn ok(outcome: Result<Reply, String>) -> Reply {
+/// `head` with an `Idempotency-Key`, if there is a key.
+fn with_key(head: request::Builder, key: Option<&str>) -> request::Builder {
+    match key {
+        Some(key) => head.header("idempotency-key", key),
+        None => head,
+    }
+}
+
+/// The answer of a `try_` method, for a test step that needs one.
+fn answered(outcome: Result<Reply, String>) -> Reply {
     outcome.unwrap_or_else(|e| panic!("HTTP exchange failed: {e}"))
 }
 
@@ -78,7 +91,7 @@ impl Rest {
 
     /// A client whose connections come from `local` (another loopback address, such as
     /// 127.0.0.2, looks like another client machine to the gateway).
-    pub fn from_local_address(address: SocketAddr, local: Option<std::net::IpAddr>) -> Self {
+    pub fn from_local_address(address: SocketAddr, local: Option<IpAddr>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_local_address(local);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -96,7 +109,26 @@ impl Rest {
         self
     }
 
-    pub async fn raw(&self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+    /// The head of a request to `path`: method, URI and bearer token.
+    fn head(&self, method: Method, path: &str, token: Option<&str>) -> request::Builder {
+        let head = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        match token {
+            Some(token) => head.header("authorization", format!("bearer {token}")),
+            None => head,
+        }
+    }
+
+    /// Sends `head` with `body` and reads the whole answer, within the deadline.
+    async fn try_exchange(
+        &self,
+        head: request::Builder,
+        body: Option<Bytes>,
+    ) -> Result<Reply, String> {
+        let request = head
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| format!("request: {e}"))?;
         let exchange = async {
             let response = self
                 .client
@@ -128,55 +160,66 @@ impl Rest {
         token: Option<&str>,
         headers: &[(&str, &str)],
         body: Option<Bytes>,
+    ) -> Reply {
+        let head = headers
+            .iter()
+            .fold(self.head(method, path, token), |head, (name, value)| {
+                head.header(*name, *value)
+            });
+        answered(self.try_exchange(head, body).await)
+    }
+
+    pub async fn try_get(&self, path: &str, token: Option<&str>) -> Result<Reply, String> {
+        self.try_exchange(self.head(Method::GET, path, token), None)
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        answered(self.try_get(path, token).await)
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        let head = self.head(Method::DELETE, path, token);
+        answered(self.try_exchange(head, None).await)
+    }
+
+    async fn try_json(
+        &self,
+        head: request::Builder,
+        key: Option<&str>,
+        body: &Value,
     ) -> Result<Reply, String> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            builder = builder.header("authorization", format!("bearer {token}"));
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| format!("request: {e}"))?;
-        self.raw(request).await
+        let head = with_key(head.header("content-type", "application/json"), key);
+        let body = Bytes::from(body.to_string());
+        self.try_exchange(head, Some(body)).await
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Reply, String> {
-        self.send(Method::GET, path, token, &[], None).await
-    }
-
+    /// A JSON body, with its Content-Type.
     pub async fn json(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
-        headers: &[(&str, &str)],
         body: &Value,
-    ) -> Result<Reply, String> {
-        let mut all = vec![("content-type", "application/json")];
-        all.extend_from_slice(headers);
-        let bytes = Bytes::from(body.to_string());
-        self.send(method, path, token, &all, Some(bytes)).await
+    ) -> Reply {
+        let head = self.head(method, path, token);
+        answered(self.try_json(head, None, body).await)
     }
 
     /// The password grant, as the front-end sends it (GET with a query string).
-    pub async fn login(&self, username: &str, password: &str) -> Result<Reply, String> {
-        let query = form(&[
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        let grant = [
             ("grant_type", "password"),
             ("username", username),
             ("password", password),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ]);
-        self.get(&format!("/oauth/token?{query}"), None).await
+        ];
+        self.get(&format!("/oauth/token?{}", token_query(&grant)), None)
+            .await
     }
 
     /// Logs in and returns the access token.
-    pub async fn expect_token(&self, username: &str, password: &str) -> String {
-        let reply = ok(self.login(username, password).await).expect(200);
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let reply = self.login(username, password).await.expect(200);
         reply.json()["access_token"]
             .as_str()
             .expect("access_token")
@@ -184,12 +227,12 @@ impl Rest {
     }
 
     pub async fn admin_token(&self) -> String {
-        self.expect_token(ADMIN, ADMIN_PASSWORD).await
+        self.token(ADMIN, ADMIN_PASSWORD).await
     }
 
     /// Registers `username` with `fields` merged over sensible defaults (password
     /// `<username>-pw`) and returns the answer.
-    pub async fn register(&self, username: &str, fields: Value) -> Result<Reply, String> {
+    pub async fn register(&self, username: &str, fields: Value) -> Reply {
         let mut body = json!({
             "username": username,
             "password": format!("{username}-pw"),
@@ -201,15 +244,20 @@ impl Rest {
                 body.insert(key.clone(), value.clone());
             }
         }
-        self.json(Method::POST, "/restful/accounts", None, &[], &body)
+        self.json(Method::POST, "/restful/accounts", None, &body)
             .await
     }
 
     /// Registers `username` (password `<username>-pw`) and logs in; returns the token.
     pub async fn new_user(&self, username: &str) -> String {
-        let reply = ok(self.register(username, json!({})).await).expect(200);
+        self.new_user_with(username, json!({})).await
+    }
+
+    /// As [`Self::new_user`], with `fields` merged over the defaults of [`Self::register`].
+    pub async fn new_user_with(&self, username: &str, fields: Value) -> String {
+        let reply = self.register(username, fields).await.expect(200);
         assert_eq!(reply.json()["code"], 0, "{}", reply.text());
-        self.expect_token(username, &format!("{username}-pw")).await
+        self.token(username, &format!("{username}-pw")).await
     }
 
     /// Creates a product priced `price` (a JSON number) with `stock` units; returns its id.
@@ -220,39 +268,27 @@ impl Rest {
             "detail": "/static/desc/x.jpg",
             "specifications": [{"item": "Author", "value": "Someone"}],
         });
-        let product = ok(self
-            .json(Method::POST, "/restful/products", Some(admin), &[], &body)
-            .await)
-        .expect(200)
-        .json();
+        let product = self
+            .json(Method::POST, "/restful/products", Some(admin), &body)
+            .await
+            .expect(200)
+            .json();
         let id = product["id"].as_i64().expect("id");
-        self.set_stock(admin, id, stock).await;
+        self.set_stock(admin, id, stock).await.expect(200);
         id
     }
 
-    pub async fn set_stock(&self, admin: &str, product: i64, amount: i64) {
-        ok(self
-            .send(
-                Method::PATCH,
-                &format!("/restful/products/stockpile/{product}?amount={amount}"),
-                Some(admin),
-                &[],
-                None,
-            )
-            .await)
-        .expect(200);
+    /// `PATCH /restful/products/stockpile/{product}?amount={amount}`.
+    pub async fn set_stock(&self, token: &str, product: i64, amount: i64) -> Reply {
+        let path = format!("/restful/products/stockpile/{product}?amount={amount}");
+        self.send(Method::PATCH, &path, Some(token), &[], None)
+            .await
     }
 
     /// `(amount, frozen)` of a product.
     pub async fn stock(&self, admin: &str, product: i64) -> (i64, i64) {
-        let stock = ok(self
-            .get(
-                &format!("/restful/products/stockpile/{product}"),
-                Some(admin),
-            )
-            .await)
-        .expect(200)
-        .json();
+        let path = format!("/restful/products/stockpile/{product}");
+        let stock = self.get(&path, Some(admin)).await.expect(200).json();
         (
             stock["amount"].as_i64().expect("amount"),
             stock["frozen"].as_i64().expect("frozen"),
@@ -261,7 +297,9 @@ impl Rest {
 
     /// The caller's wallet balance in cents.
     pub async fn balance_cents(&self, token: &str) -> i64 {
-        let balance = ok(self.get("/restful/wallet", Some(token)).await)
+        let balance = self
+            .get("/restful/wallet", Some(token))
+            .await
             .expect(200)
             .json()["balance"]
             .as_f64()
@@ -269,39 +307,44 @@ impl Rest {
         (balance * 100.0).round() as i64
     }
 
-    /// `POST /restful/settlements` for `items` (product id, units) with an idempotency key.
-    pub async fn settle(
+    /// `POST /restful/settlements` of `cart` (see [`settlement`]), with an idempotency key or
+    /// without.
+    pub async fn try_settle(
         &self,
         token: &str,
-        items: &[(i64, i64)],
-        key: &str,
+        cart: &Value,
+        key: Option<&str>,
     ) -> Result<Reply, String> {
-        self.json(
-            Method::POST,
-            "/restful/settlements",
-            Some(token),
-            &[("idempotency-key", key)],
-            &settlement(items),
-        )
-        .await
+        let head = self.head(Method::POST, "/restful/settlements", Some(token));
+        self.try_json(head, key, cart).await
     }
 
-    /// `PATCH /restful/pay/{payId}?state=PAYED|CANCEL` with an idempotency key.
+    pub async fn settle(&self, token: &str, cart: &Value, key: Option<&str>) -> Reply {
+        answered(self.try_settle(token, cart, key).await)
+    }
+
+    /// `PATCH /restful/pay/{payId}?state=…` (`PAYED`, `CANCEL`), with an idempotency key or
+    /// without.
+    pub async fn try_change_payment(
+        &self,
+        token: &str,
+        pay_id: &str,
+        state: &str,
+        key: Option<&str>,
+    ) -> Result<Reply, String> {
+        let path = format!("/restful/pay/{pay_id}?state={state}");
+        let head = self.head(Method::PATCH, &path, Some(token));
+        self.try_exchange(with_key(head, key), None).await
+    }
+
     pub async fn change_payment(
         &self,
         token: &str,
         pay_id: &str,
         state: &str,
-        key: &str,
-    ) -> Result<Reply, String> {
-        self.send(
-            Method::PATCH,
-            &format!("/restful/pay/{pay_id}?state={state}"),
-            Some(token),
-            &[("idempotency-key", key)],
-            None,
-        )
-        .await
+        key: Option<&str>,
+    ) -> Reply {
+        answered(self.try_change_payment(token, pay_id, state, key).await)
     }
 }
 
@@ -312,7 +355,14 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// A settlement body as the front-end sends it.
+/// The query of a token request by the front-end: `grant` and its client credentials.
+pub fn token_query(grant: &[(&str, &str)]) -> String {
+    let mut pairs = grant.to_vec();
+    pairs.extend([("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)]);
+    form(&pairs)
+}
+
+/// A settlement body as the front-end sends it, for `items` (product id, units).
 pub fn settlement(items: &[(i64, i64)]) -> Value {
     json!({
         "items": items.iter().map(|(id, amount)| json!({"id": id, "amount": amount})).collect::<Vec<_>>(),
