@@ -64,6 +64,11 @@ impl Server {
                     }
                 },
             };
+            // A response is written whole; Nagle's algorithm would only hold its tail back
+            // waiting for the client's (delayed) acknowledgement.
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+            }
             let router = router.clone();
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {

@@ -228,6 +228,9 @@ impl Link {
     where
         Fut: Future<Output = Result<volo_grpc::Response<T>, volo_grpc::Status>>,
     {
+        // Volo's call futures are kilobytes large, and every wrapper below (the metainfo scope,
+        // the probe, the deadline) would move one again: a pointer moves instead.
+        let call = Box::pin(call);
         let mut metainfo = MetaInfo::new();
         metainfo.insert(deadline);
         let call = METAINFO.scope(RefCell::new(metainfo), call);
@@ -251,6 +254,8 @@ impl Link {
         Fut: Future<Output = Result<volo_thrift::MaybeException<T, E>, volo_thrift::ClientError>>,
         E: Into<crate::errors::BackendErrorKind>,
     {
+        // As in `grpc`: move a pointer, not the kilobytes of Volo's call future.
+        let call = Box::pin(call);
         let (outcome, observed) = probe::observe(metadata.thrift_call(call)).await;
         match outcome {
             Ok(volo_thrift::MaybeException::Ok(value)) => Ok(value),

@@ -95,6 +95,11 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            // sqlx pings every connection it hands out, and again when it takes it back. An
+            // embedded SQLite connection has no peer that could have gone away, and each ping
+            // is a round trip to the connection's worker thread; PostgreSQL keeps the check,
+            // since its server may have closed an idle connection.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -561,31 +561,36 @@ async fn insert_specifications(
     Ok(saved)
 }
 
+/// A product with its specifications, in one statement: on SQLite every statement is a round
+/// trip to the connection's worker thread, and this is the catalogue's hottest read.
 async fn load_product(
     conn: &mut AnyConnection,
     id: ProductId,
 ) -> Result<Option<Product>, WarehouseError> {
-    let row = sqlx::query(
-        "SELECT id, title, price_cents, rate, description, cover, detail \
-         FROM products WHERE id = $1",
-    )
-    .bind(id.get())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let mut product = product_row(&row)?;
-    product.specifications = sqlx::query(
-        "SELECT id, product_id, item, value FROM specifications WHERE product_id = $1 \
-         ORDER BY id",
+    let rows = sqlx::query(
+        "SELECT p.id, p.title, p.price_cents, p.rate, p.description, p.cover, p.detail, \
+         s.id AS specification_id, s.item, s.value \
+         FROM products p LEFT JOIN specifications s ON s.product_id = p.id \
+         WHERE p.id = $1 ORDER BY s.id",
     )
     .bind(id.get())
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(specification_row)
-    .collect::<Result<_, _>>()?;
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut product = product_row(first)?;
+    for row in &rows {
+        // The one row of a product without specifications has NULLs on the right.
+        if let Some(specification_id) = row.try_get::<Option<i64>, _>("specification_id")? {
+            product.specifications.push(Specification {
+                id: specification_id,
+                item: row.try_get("item")?,
+                value: row.try_get("value")?,
+                product_id: product.id,
+            });
+        }
+    }
     Ok(Some(product))
 }
 
