@@ -8,7 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use platform::database::Database;
-use sqlx::{Any, Row, Transaction, any::AnyRow, error::ErrorKind};
+use sqlx::{Any, AnyConnection, Row, any::AnyRow, error::ErrorKind};
 
 use crate::{
     domain::{Account, NewAccount, ProfileUpdate, Role, UniqueField, Username},
@@ -197,7 +197,7 @@ impl Store {
 }
 
 async fn insert_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     account: &NewAccount,
     hash: &PasswordHash,
     roles: &[Role],
@@ -218,7 +218,7 @@ async fn insert_in(
         .bind(profile.location.as_deref())
         .bind(hash.as_stored())
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     let id: i64 = row.try_get("id")?;
     let mut roles = roles.to_vec();
@@ -228,7 +228,7 @@ async fn insert_in(
         sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
             .bind(id)
             .bind(role.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     account_from_row(&row, roles)

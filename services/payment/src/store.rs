@@ -8,7 +8,7 @@
 //! the change.
 
 use platform::database::Database;
-use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::domain::{
     IdempotencyKey, Operation, PayState, Payment, PaymentItem, Purchase, Replay, Wallet,
@@ -517,7 +517,7 @@ fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
 
 /// The conditional WAITING -> TIMEOUT change plus the release it owes, inside `tx`.
 async fn time_out_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     pay_id: &str,
     now_ms: i64,
 ) -> Result<Option<OutboxEntry>, StoreError> {
@@ -527,7 +527,7 @@ async fn time_out_in(
     )
     .bind(pay_id)
     .bind(now_ms)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if changed.rows_affected() != 1 {
         return Ok(None);

@@ -6,14 +6,21 @@
 //! milliseconds), `TEXT` strings, `INSERT … RETURNING`, `ON CONFLICT`. Only the migrations differ
 //! per backend (key generation, types), in `migrations/sqlite` and `migrations/postgres`.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    ops::{Deref, DerefMut},
+    path::Path,
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    Any, AnyPool, Transaction,
+    Any, AnyConnection, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// `[database]` in every service's config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +87,9 @@ pub enum DatabaseError {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// On SQLite, whose turn it is to write (see [`Database::begin_write`]).
+    write_turn: Arc<Mutex<()>>,
+    acquire_timeout: Duration,
 }
 
 impl Database {
@@ -128,7 +138,12 @@ impl Database {
             Backend::Postgres => migrations.postgres,
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_turn: Arc::new(Mutex::new(())),
+            acquire_timeout: Duration::from_millis(config.acquire_timeout_ms),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -142,16 +157,72 @@ impl Database {
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a transaction that reads first and upgrades later can fail with
     /// "database is locked" without waiting, which concurrent reservations would hit.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    ///
+    /// SQLite has one writer at a time, and a writer that finds the lock taken waits in SQLite's
+    /// busy handler, which sleeps 1, 2, 5, 10 … 100 ms between tries: under contention writers
+    /// waited far longer than anyone held the lock (see BENCHMARKS.md, settle and pay). So the
+    /// writers of this process first queue for their turn here, in order, each woken the moment
+    /// the one before it finishes; the busy handler is left for other processes on the same
+    /// file. Waiting for the turn counts against `acquire_timeout_ms`, as waiting for the lock
+    /// did.
+    pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let turn = tokio::time::timeout(
+                    self.acquire_timeout,
+                    Arc::clone(&self.write_turn).lock_owned(),
+                )
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                let transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTransaction {
+                    transaction,
+                    _turn: Some(turn),
+                })
+            }
+            Backend::Postgres => Ok(WriteTransaction {
+                transaction: self.pool.begin().await?,
+                _turn: None,
+            }),
         }
     }
 
     /// Closes every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A transaction from [`Database::begin_write`]. Statements run on `&mut *tx`, as on a plain
+/// sqlx transaction; [`Self::commit`] ends it, and dropping it rolls it back. On SQLite it also
+/// holds this process's turn to write, given up when the transaction is over.
+pub struct WriteTransaction {
+    transaction: Transaction<'static, Any>,
+    // After `transaction`: fields drop in order, so the turn passes on only once it has ended.
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTransaction {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.transaction.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.transaction.rollback().await
+    }
+}
+
+impl Deref for WriteTransaction {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.transaction
+    }
+}
+
+impl DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.transaction
     }
 }
 

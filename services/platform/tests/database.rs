@@ -1,6 +1,8 @@
 //! Versioned migrations apply on SQLite and on the local PostgreSQL, once, and the same SQL text
 //! then runs on both through the `Any` driver.
 
+use std::time::{Duration, Instant};
+
 use platform::{
     database::{Backend, Database, DatabaseConfig, Migrations},
     testing::TestPostgres,
@@ -59,4 +61,92 @@ async fn postgres_is_migrated() {
         ..Default::default()
     };
     migrate_twice_and_round_trip(config, Backend::Postgres).await;
+}
+
+async fn insert_note(database: &Database, body: &str) -> Result<(), sqlx::Error> {
+    let mut tx = database.begin_write().await?;
+    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+async fn count_notes(database: &Database) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(database.pool())
+        .await
+        .expect("count")
+}
+
+/// The writers of one process take turns on SQLite: while a write transaction is open the next
+/// `begin_write` waits (and gives up after `acquire_timeout_ms`), and it goes ahead as soon as
+/// the open one commits or is dropped.
+#[tokio::test]
+async fn sqlite_writers_take_turns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DatabaseConfig {
+        acquire_timeout_ms: 300,
+        ..DatabaseConfig::sqlite_file(&dir.path().join("turns.db"))
+    };
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+
+    let open = database.begin_write().await.expect("first writer");
+    let started = Instant::now();
+    let refused = database.begin_write().await;
+    assert!(
+        matches!(refused, Err(sqlx::Error::PoolTimedOut)),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Ends by commit: the waiting writer goes ahead.
+    let waiting = tokio::spawn({
+        let database = database.clone();
+        async move { insert_note(&database, "after a commit").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "a writer went ahead of an open one");
+    open.commit().await.expect("commit");
+    waiting.await.expect("join").expect("the waiting writer");
+
+    // Ends by drop (rolled back): the same.
+    let mut open = database.begin_write().await.expect("writer");
+    sqlx::query("INSERT INTO notes (body) VALUES ('rolled back')")
+        .execute(&mut *open)
+        .await
+        .expect("insert");
+    let waiting = tokio::spawn({
+        let database = database.clone();
+        async move { insert_note(&database, "after a rollback").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "a writer went ahead of an open one");
+    drop(open);
+    waiting.await.expect("join").expect("the waiting writer");
+    assert_eq!(count_notes(&database).await, 2);
+    database.close().await;
+}
+
+#[tokio::test]
+async fn many_sqlite_writers_at_once_all_get_their_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DatabaseConfig::sqlite_file(&dir.path().join("many.db"));
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let database = database.clone();
+            tokio::spawn(async move { insert_note(&database, &format!("writer {i}")).await })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("join").expect("writer");
+    }
+    assert_eq!(count_notes(&database).await, 16);
+    database.close().await;
 }
