@@ -114,21 +114,19 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<Account>, StoreError> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = $1");
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&select_account("username", false))
             .bind(username.as_str())
-            .fetch_optional(self.database.pool())
+            .fetch_all(self.database.pool())
             .await?;
-        self.complete(row).await
+        account_from_rows(&rows)
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&select_account("id", false))
             .bind(id)
-            .fetch_optional(self.database.pool())
+            .fetch_all(self.database.pool())
             .await?;
-        self.complete(row).await
+        account_from_rows(&rows)
     }
 
     /// The account and its password hash, for checking a login.
@@ -136,18 +134,15 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
-        let sql =
-            format!("SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE username = $1");
-        let Some(row) = sqlx::query(&sql)
+        let rows = sqlx::query(&select_account("username", true))
             .bind(username.as_str())
-            .fetch_optional(self.database.pool())
-            .await?
-        else {
+            .fetch_all(self.database.pool())
+            .await?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let hash = PasswordHash::from_stored(row.try_get("password_hash")?);
-        let account = self.complete(Some(row)).await?;
-        Ok(account.map(|account| (account, hash)))
+        let hash = PasswordHash::from_stored(first.try_get("password_hash")?);
+        Ok(account_from_rows(&rows)?.map(|account| (account, hash)))
     }
 
     /// Replaces the profile of account `id`, and its password hash when `new_hash` is given.
@@ -182,16 +177,6 @@ impl Store {
         };
         let roles = roles_of(&mut *tx, id).await?;
         tx.commit().await?;
-        account_from_row(&row, roles).map(Some)
-    }
-
-    /// Adds the roles to a fetched row.
-    async fn complete(&self, row: Option<AnyRow>) -> Result<Option<Account>, StoreError> {
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: i64 = row.try_get("id")?;
-        let roles = roles_of(self.database.pool(), id).await?;
         account_from_row(&row, roles).map(Some)
     }
 }
@@ -244,13 +229,42 @@ where
         .await?;
     let mut roles = rows
         .iter()
-        .map(|row| {
-            let name: String = row.try_get("role")?;
-            Role::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
-        })
+        .map(|row| parse_role(&row.try_get::<String, _>("role")?))
         .collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     Ok(roles)
+}
+
+/// `SELECT` of an account and its roles, one row per role (a NULL role for an account without
+/// any), by `key_column` = `$1`; with the password hash only when a login is being checked.
+/// One statement rather than the account and then its roles: on SQLite every statement is a
+/// round trip to the connection's worker thread, and this is the hottest read.
+fn select_account(key_column: &str, with_hash: bool) -> String {
+    let hash = if with_hash { ", a.password_hash" } else { "" };
+    format!(
+        "SELECT a.id, a.username, a.name, a.avatar, a.telephone, a.email, a.location{hash}, \
+         r.role FROM accounts a LEFT JOIN account_roles r ON r.account_id = a.id \
+         WHERE a.{key_column} = $1"
+    )
+}
+
+/// The account in the rows of [`select_account`], if there are any.
+fn account_from_rows(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut roles = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(name) = row.try_get::<Option<String>, _>("role")? {
+            roles.push(parse_role(&name)?);
+        }
+    }
+    roles.sort();
+    account_from_row(first, roles).map(Some)
+}
+
+fn parse_role(name: &str) -> Result<Role, StoreError> {
+    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
 }
 
 fn account_from_row(row: &AnyRow, roles: Vec<Role>) -> Result<Account, StoreError> {
