@@ -5,7 +5,10 @@
 //! [`WarehouseError`]s here, once; the rest of the service never sees a gRPC status from the
 //! warehouse.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata};
 use rpc_idl::warehouse::{
@@ -13,6 +16,7 @@ use rpc_idl::warehouse::{
     ReserveStockRequest, WarehouseServiceClient, WarehouseServiceClientBuilder,
 };
 use volo::loadbalance::random::WeightedRandomBalance;
+use volo::net::Address;
 use volo_grpc::{Code, Status};
 
 use crate::{
@@ -83,6 +87,8 @@ impl WarehouseError {
 /// A client of `warehouse.WarehouseService`. Cheap to share behind an `Arc`.
 pub struct WarehouseClient {
     client: WarehouseServiceClient,
+    discover: DnsDiscover,
+    rpc_timeout: Duration,
     tokens: Arc<dyn ServiceTokenSource>,
 }
 
@@ -95,12 +101,17 @@ impl WarehouseClient {
     ) -> Self {
         let client = WarehouseServiceClientBuilder::new("warehouse")
             .load_balance(WeightedRandomBalance::<()>::new())
-            .discover(discover)
+            .discover(discover.clone())
             .rpc_timeout(Some(rpc_timeout))
             .connect_timeout(rpc_timeout)
             .caller_name("payment")
             .build();
-        Self { client, tokens }
+        Self {
+            client,
+            discover,
+            rpc_timeout,
+            tokens,
+        }
     }
 
     /// The unit price of a product, in cents.
@@ -111,8 +122,8 @@ impl WarehouseClient {
     ) -> Result<i64, WarehouseError> {
         let request = GetProductRequest { id: product_id };
         let product = self
-            .call(request_id, request, |client, request| {
-                client.get_product(request)
+            .call_repeatable(request_id, request, async |client, request| {
+                client.get_product(request).await
             })
             .await?;
         Ok(product.price_cents)
@@ -132,9 +143,10 @@ impl WarehouseClient {
                 .map(|&(product_id, amount)| ReservationItem { product_id, amount })
                 .collect(),
         };
+        // The warehouse keys reservations by payment id: asking twice reserves once.
         let reservation = self
-            .call(request_id, request, |client, request| {
-                client.reserve_stock(request)
+            .call_repeatable(request_id, request, async |client, request| {
+                client.reserve_stock(request).await
             })
             .await?;
         require_reserved(&reservation)
@@ -151,34 +163,85 @@ impl WarehouseClient {
         let request = ReservationRequest {
             payment_id: pay_id.to_owned().into(),
         };
-        self.call(request_id, request, |client, request| async move {
-            match action {
+        self.call(
+            request_id,
+            request,
+            &self.client,
+            async |client, request| match action {
                 OutboxAction::Commit => client.commit_reservation(request).await,
                 OutboxAction::Release => client.release_reservation(request).await,
-            }
-        })
+            },
+        )
         .await
         .map(drop)
+    }
+
+    /// A call the warehouse may safely see twice. When the balancer's pick answered UNAVAILABLE
+    /// quickly (a refused or reset connection: a replica that has just gone away, before DNS
+    /// discovery drops it), the call goes to each replica in turn until one answers otherwise.
+    /// Volo's gRPC balancer makes one pick and does not say which one, so the failed replica may
+    /// be asked again; it fails as fast. Only while less than half the
+    /// deadline is spent: a settlement's reservation guard allows a little more than two
+    /// deadlines for the reserve call.
+    async fn call_repeatable<Request, Answer>(
+        &self,
+        request_id: Option<&str>,
+        request: Request,
+        rpc: impl AsyncFn(
+            &WarehouseServiceClient,
+            volo_grpc::Request<Request>,
+        ) -> Result<volo_grpc::Response<Answer>, Status>,
+    ) -> Result<Answer, WarehouseError>
+    where
+        Request: Clone,
+    {
+        let started = Instant::now();
+        let mut outcome = self
+            .call(request_id, request.clone(), &self.client, &rpc)
+            .await;
+        for address in self.discover.addresses() {
+            if !matches!(outcome, Err(WarehouseError::Unavailable(_)))
+                || started.elapsed() >= self.rpc_timeout / 2
+            {
+                break;
+            }
+            tracing::debug!(%address, "warehouse unavailable; asking another replica");
+            let pinned = self.client_of(address);
+            outcome = self.call(request_id, request.clone(), &pinned, &rpc).await;
+        }
+        outcome
+    }
+
+    /// A client of one replica only. Built afresh (with its own connection) on the rare path
+    /// that needs it: a per-call address on the shared client would make another kind of client.
+    fn client_of(&self, address: Address) -> WarehouseServiceClient {
+        WarehouseServiceClientBuilder::new("warehouse")
+            .address(address)
+            .rpc_timeout(Some(self.rpc_timeout))
+            .connect_timeout(self.rpc_timeout)
+            .caller_name("payment")
+            .build()
     }
 
     /// Makes one call with the service's token and `request_id` in its metadata. A status
     /// becomes a [`WarehouseError`]; one that refuses our identity also drops the cached token,
     /// so that the next call fetches a fresh one.
-    async fn call<'a, Request, Answer, Reply>(
-        &'a self,
+    async fn call<Request, Answer>(
+        &self,
         request_id: Option<&str>,
         request: Request,
-        rpc: impl FnOnce(&'a WarehouseServiceClient, volo_grpc::Request<Request>) -> Reply,
-    ) -> Result<Answer, WarehouseError>
-    where
-        Reply: Future<Output = Result<volo_grpc::Response<Answer>, Status>>,
-    {
+        client: &WarehouseServiceClient,
+        rpc: impl AsyncFnOnce(
+            &WarehouseServiceClient,
+            volo_grpc::Request<Request>,
+        ) -> Result<volo_grpc::Response<Answer>, Status>,
+    ) -> Result<Answer, WarehouseError> {
         let token = self.tokens.token().await?;
         let meta = CallMetadata {
             token: Some(token.clone()),
             request_id: request_id.map(str::to_owned),
         };
-        rpc(&self.client, meta.grpc_request(request))
+        rpc(client, meta.grpc_request(request))
             .await
             .map(volo_grpc::Response::into_inner)
             .map_err(|status| {

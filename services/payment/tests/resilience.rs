@@ -18,6 +18,7 @@ on_both_backends!(
     expiry_survives_a_restart,
     a_reservation_whose_answer_is_lost_is_released,
     two_payment_instances_time_each_payment_out_exactly_once,
+    settlements_go_through_while_one_of_two_warehouse_replicas_is_gone,
 );
 
 async fn a_pay_while_the_warehouse_is_down_commits_once_it_is_back(backend: Backend) {
@@ -363,4 +364,24 @@ async fn two_payment_instances_time_each_payment_out_exactly_once(backend: Backe
     world.assert_conserved(&a, OPENING_BALANCE).await;
     a.stop().await;
     b.stop().await;
+}
+
+/// A replica that has just gone away stays in discovery until the next DNS refresh; meanwhile
+/// the price lookups and reservations the balancer sends it are asked again of the others.
+async fn settlements_go_through_while_one_of_two_warehouse_replicas_is_gone(backend: Backend) {
+    let mut world = World::new(backend).await;
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    // The listener is closed: connections to `gone` are refused.
+    let mut settings = world.payment_settings();
+    settings.warehouse.hostport.insert(0, gone.to_string());
+    let service = world.start_payment(settings).await;
+    let book = world.product(1_000, 20).await;
+    let user = world.user(31);
+    for _ in 0..10 {
+        world.settle(&service, &user, &[(book, 1)]).await;
+    }
+    assert_eq!(world.stock_of(book).await, (10, 10));
 }
