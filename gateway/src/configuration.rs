@@ -14,6 +14,7 @@
 //!
 //! [oauth]
 //! private_key_path = "data/keys/token-signing.pem"
+//! trusted_public_key_paths = []   # during a key rotation only: see SECURITY.md
 //! issuer = "bookstore"
 //! access_token_seconds = 10800
 //! refresh_token_seconds = 1296000
@@ -40,12 +41,15 @@
 //! max_delay_ms = 300000
 //! forget_after_ms = 900000
 //! max_entries = 10000
+//! trusted_proxies = ["10.0.0.0/8"]   # the ingress: believe its X-Forwarded-For
 //! ```
 
 use std::{path::PathBuf, time::Duration};
 
 use platform::configuration::{LogConfig, ProgramConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::forwarded::TrustedNetwork;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,6 +122,10 @@ pub struct OAuthConfig {
     /// PKCS#8 PEM file with the Ed25519 private key that signs every token. Only the gateway
     /// has it; the services get the public half.
     pub private_key_path: PathBuf,
+    /// Public keys (PEM) whose tokens are accepted besides those of `private_key_path`'s own
+    /// public half: during a key rotation, the new key while the gateway still signs with the
+    /// old one, then the old key until its last refresh token has expired (SECURITY.md).
+    pub trusted_public_key_paths: Vec<PathBuf>,
     /// The `iss` claim of issued tokens (what the services' `[auth] issuer` expects).
     pub issuer: String,
     pub access_token_seconds: i64,
@@ -134,6 +142,7 @@ impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             private_key_path: "data/keys/token-signing.pem".into(),
+            trusted_public_key_paths: Vec::new(),
             issuer: "bookstore".into(),
             access_token_seconds: 3 * 60 * 60,
             refresh_token_seconds: 15 * 24 * 60 * 60,
@@ -297,6 +306,10 @@ pub struct LoginThrottleConfig {
     pub forget_after_ms: u64,
     /// At most this many (username, client) pairs are remembered.
     pub max_entries: usize,
+    /// The proxies in front of the gateway (CIDR networks or single addresses). For a request
+    /// from one of them the client is the address their `X-Forwarded-For` names (see
+    /// `src/forwarded.rs`). Empty, the default, trusts no header: the client is the TCP peer.
+    pub trusted_proxies: Vec<TrustedNetwork>,
 }
 
 impl LoginThrottleConfig {
@@ -321,6 +334,7 @@ impl Default for LoginThrottleConfig {
             max_delay_ms: 5 * 60 * 1_000,
             forget_after_ms: 15 * 60 * 1_000,
             max_entries: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -367,5 +381,42 @@ mod tests {
 
         let typo = toml::from_str::<GatewayConfig>("[account.client]\nhost_port = []\n");
         assert!(typo.is_err());
+    }
+
+    /// Start-up and every hot reload read the file through the same loader, so a bad network is
+    /// refused at start and a bad reload keeps the last good configuration.
+    #[test]
+    fn a_trusted_proxy_that_is_no_network_is_an_error_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gateway.toml");
+        let source = platform::configuration::ConfigSource::file_only(&file);
+        let write = |proxies: &str| {
+            std::fs::write(
+                &file,
+                format!("[login_throttle]\ntrusted_proxies = {proxies}\n"),
+            )
+            .expect("write")
+        };
+
+        write(r#"["10.0.0.0/8", "192.0.2.7", "fd00::/8"]"#);
+        let config: GatewayConfig = source.load().expect("valid");
+        let shown: Vec<String> = config
+            .login_throttle
+            .trusted_proxies
+            .iter()
+            .map(|network| network.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+
+        write(r#"["10.0.0.0/8", "10.0.0.0/33"]"#);
+        let error = source
+            .load::<GatewayConfig>()
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("login_throttle.trusted_proxies"), "{error}");
+        assert!(
+            error.contains("`10.0.0.0/33` is not an IP network"),
+            "{error}"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backends;
 pub mod configuration;
 pub mod errors;
+pub mod forwarded;
 pub mod input;
 pub mod metrics;
 pub mod oauth;
@@ -148,6 +149,7 @@ impl Application {
                 readiness,
                 readiness_grace: Duration::from_millis(settings.server.readiness_grace_ms),
                 drain: Duration::from_secs(settings.server.drain_seconds),
+                trusted_proxies: settings.login_throttle.trusted_proxies.clone().into(),
             },
             address,
         })

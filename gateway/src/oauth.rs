@@ -6,7 +6,8 @@
 //! credentials as `client_id`/`client_secret` parameters or HTTP Basic. Clients are
 //! configuration with argon2-hashed secrets. Tokens are EdDSA JWTs signed with the private key
 //! only the gateway holds; the public half, derived from it, verifies them here and (as a file)
-//! in every service.
+//! in every service. During a key rotation the gateway also accepts the tokens of the keys in
+//! `[oauth] trusted_public_key_paths`.
 
 use std::{
     collections::HashMap,
@@ -23,12 +24,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine;
-use ed25519_dalek::{
-    SigningKey,
-    pkcs8::{DecodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
-};
-use platform::tokens::{
-    Caller, Claims, SCOPE_SERVICE, TokenError, TokenSigner, TokenUse, TokenVerifier,
+use ed25519_dalek::{SigningKey, pkcs8::DecodePrivateKey};
+use platform::{
+    token_keys::read_public_key,
+    tokens::{Caller, Claims, SCOPE_SERVICE, TokenError, TokenSigner, TokenUse, TokenVerifier},
 };
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -75,7 +74,8 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// Loads the private key and derives the public key from it, so the two cannot disagree.
+    /// Loads the private key and derives the public key from it, so the two cannot disagree;
+    /// the public keys of a rotation come from their own files.
     pub fn load(config: &OAuthConfig) -> Result<Self, OAuthSetupError> {
         let path = &config.private_key_path;
         let shown = || path.display().to_string();
@@ -88,13 +88,13 @@ impl TokenIssuer {
             message,
         };
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| format(e.to_string()))?;
-        let public = key
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| format(e.to_string()))?;
+        let mut trusted = vec![key.verifying_key()];
+        for path in &config.trusted_public_key_paths {
+            trusted.push(read_public_key(path)?);
+        }
         Ok(Self {
-            signer: TokenSigner::from_pem(pem.as_bytes())?,
-            verifier: TokenVerifier::from_pem(public.as_bytes(), &config.issuer)?,
+            signer: TokenSigner::new(&key)?,
+            verifier: TokenVerifier::new(trusted, &config.issuer),
             issuer: config.issuer.clone(),
             access_seconds: config.access_token_seconds,
             refresh_seconds: config.refresh_token_seconds,
@@ -613,6 +613,45 @@ mod tests {
         assert!(matches!(
             TokenIssuer::load(&missing),
             Err(OAuthSetupError::KeyFile { .. })
+        ));
+    }
+
+    #[test]
+    fn tokens_of_the_trusted_public_keys_verify_too() {
+        use platform::testing::{TestIdentity, TestKeys};
+        let (own, trusted, stranger) = (TestKeys::new(), TestKeys::new(), TestKeys::new());
+        let config = OAuthConfig {
+            private_key_path: own.private_key_path(),
+            trusted_public_key_paths: vec![trusted.public_key_path()],
+            ..OAuthConfig::default()
+        };
+        let issuer = TokenIssuer::load(&config).expect("keys");
+        assert!(
+            issuer
+                .verify_access(&own.token(TestIdentity::Admin))
+                .is_ok()
+        );
+        assert!(
+            issuer
+                .verify_access(&trusted.token(TestIdentity::Admin))
+                .is_ok()
+        );
+        assert!(matches!(
+            issuer.verify_access(&stranger.token(TestIdentity::Admin)),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // It signs with its own key only.
+        let token = issuer.service_token().expect("sign");
+        let kid = jsonwebtoken::decode_header(&token).expect("header").kid;
+        assert_eq!(kid.as_deref(), Some(issuer.signer.key_id()));
+
+        let missing = OAuthConfig {
+            trusted_public_key_paths: vec!["/nonexistent/key.pub.pem".into()],
+            ..config
+        };
+        assert!(matches!(
+            TokenIssuer::load(&missing),
+            Err(OAuthSetupError::Token(TokenError::KeyFile { .. }))
         ));
     }
 }

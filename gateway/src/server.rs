@@ -6,7 +6,7 @@
 //! 2. the listener closes; every connection finishes its request in flight and closes;
 //! 3. after `drain`, connections still open are cut.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::Request, response::Response};
 use hyper_util::{
@@ -17,7 +17,7 @@ use platform::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::{readiness::Readiness, throttle::ClientAddress};
+use crate::{forwarded::TrustedNetwork, readiness::Readiness, throttle::ClientAddress};
 
 pub struct Server {
     pub listener: TcpListener,
@@ -26,6 +26,8 @@ pub struct Server {
     pub readiness: Readiness,
     pub readiness_grace: Duration,
     pub drain: Duration,
+    /// Whose `X-Forwarded-For` names the client (`[login_throttle] trusted_proxies`).
+    pub trusted_proxies: Arc<[TrustedNetwork]>,
 }
 
 impl Server {
@@ -37,6 +39,7 @@ impl Server {
             readiness,
             readiness_grace,
             drain,
+            trusted_proxies,
         } = self;
         let graceful = GracefulShutdown::new();
         let builder = auto::Builder::new(TokioExecutor::new());
@@ -70,11 +73,13 @@ impl Server {
                 tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
             }
             let router = router.clone();
+            let trusted_proxies = trusted_proxies.clone();
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     let router = router.clone();
                     // The token endpoint slows password guessing per client address.
-                    request.extensions_mut().insert(ClientAddress(peer));
+                    let client = ClientAddress::of(peer, request.headers(), &trusted_proxies);
+                    request.extensions_mut().insert(client);
                     async move {
                         let response: Result<Response, Infallible> =
                             router.oneshot(request.map(Body::new)).await;

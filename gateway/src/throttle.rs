@@ -7,7 +7,8 @@
 //! Why it cannot lock the real user out for good:
 //! - the wait is capped, and a pair with no failure for `forget_after_ms` starts afresh;
 //! - the key includes the client address, so guesses from one machine do not slow the owner's
-//!   logins from another (behind a proxy every client has the proxy's address; see
+//!   logins from another (behind a proxy every client has the proxy's address unless
+//!   `trusted_proxies` lets its `X-Forwarded-For` name the client; see `src/forwarded.rs` and
 //!   SECURITY.md);
 //! - a successful login clears its pair.
 //!
@@ -17,16 +18,36 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use crate::configuration::LoginThrottleConfig;
+use http::HeaderMap;
 
-/// The client's address as the gateway's listener saw it, put into every request's extensions.
+use crate::{
+    configuration::LoginThrottleConfig,
+    forwarded::{self, TrustedNetwork},
+};
+
+/// The client's address, put into every request's extensions: the TCP peer, or, when the peer
+/// is a trusted proxy, the address its `X-Forwarded-For` names (with port 0: the header carries
+/// none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub std::net::SocketAddr);
+pub struct ClientAddress(pub SocketAddr);
+
+impl ClientAddress {
+    /// The client of a request with `headers` that arrived from `peer`.
+    pub fn of(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &[TrustedNetwork]) -> Self {
+        let client = forwarded::client_ip(peer.ip(), headers, trusted_proxies);
+        let port = if client == peer.ip().to_canonical() {
+            peer.port()
+        } else {
+            0
+        };
+        Self(SocketAddr::new(client, port))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -223,6 +244,7 @@ mod tests {
             max_delay_ms: 8_000,
             forget_after_ms: 60_000,
             max_entries,
+            trusted_proxies: Vec::new(),
         }))
     }
 

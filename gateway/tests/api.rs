@@ -325,6 +325,71 @@ async fn tokens_refresh_and_bad_credentials_are_indistinguishable() {
     stack.shut_down().await;
 }
 
+#[tokio::test]
+async fn tokens_issued_before_a_key_rotation_keep_working_after_it() {
+    // Before: every program on the stack's key, A.
+    let mut stack = Stack::start().await;
+    new_customer(&stack.http, "erin", "13800000009").await;
+    let login = stack.http.login("erin", "erin-pw").await.expect(200).json();
+    let access_a = login["access_token"].as_str().expect("access").to_owned();
+    let refresh_a = login["refresh_token"].as_str().expect("refresh").to_owned();
+
+    // After: a gateway signing with B and still trusting A, and the account service verifying
+    // with B while A is its previous key (SECURITY.md, "Rotating the token-signing key").
+    let keys_b = platform::testing::TestKeys::new();
+    let address = stack.account.address;
+    stack.account.stop_now().await;
+    let rotated = platform::configuration::AuthConfig {
+        public_key_path: keys_b.public_key_path(),
+        previous_public_key_paths: vec![stack.keys.public_key_path()],
+        ..Default::default()
+    };
+    let listener = rebind(address).await;
+    stack.account =
+        start_account_trusting(rotated, stack.databases.account.clone(), listener).await;
+    let mut config = gateway_config(
+        &keys_b,
+        stack.account.address,
+        stack.warehouse.address,
+        stack.payment.address,
+    );
+    config.oauth.trusted_public_key_paths = vec![stack.keys.public_key_path()];
+    let (_config, receiver) = tokio::sync::watch::channel(config);
+    let gateway_b = start_gateway(receiver, loopback().await).await;
+    let http_b = Rest::new(gateway_b.address);
+
+    // A's access token still opens the account, through B's gateway and the account service.
+    http_b
+        .get("/restful/accounts/erin", Some(&access_a))
+        .await
+        .expect(200);
+    // A's refresh token still refreshes, into tokens signed with B.
+    let query = token_query(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh_a),
+    ]);
+    let refreshed = http_b
+        .get(&format!("/oauth/token?{query}"), None)
+        .await
+        .expect(200)
+        .json();
+    let access_b = refreshed["access_token"].as_str().expect("access");
+    http_b
+        .get("/restful/accounts/erin", Some(access_b))
+        .await
+        .expect(200);
+    // A gateway that was never told about B refuses B's tokens: why every program must trust
+    // the new key before any gateway signs with it.
+    stack
+        .http
+        .get("/restful/accounts/erin", Some(access_b))
+        .await
+        .expect(401);
+
+    gateway_b.shut_down().await;
+    stack.shut_down().await;
+}
+
 fn base64_basic(id: &str, secret: &str) -> String {
     use base64::Engine;
     format!(
@@ -718,5 +783,84 @@ async fn static_files_are_served_with_types_and_without_escaping_the_directory()
     }
     // The API is never shadowed by files.
     http.get("/restful/products", None).await.expect(200);
+    stack.shut_down().await;
+}
+
+/// A password grant with `X-Forwarded-For: {forwarded_for}`, as a proxy would pass it on.
+async fn login_forwarded(
+    http: &Rest,
+    forwarded_for: &str,
+    username: &str,
+    password: &str,
+) -> Reply {
+    let grant = [
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+    ];
+    let path = format!("/oauth/token?{}", token_query(&grant));
+    http.send(
+        Method::GET,
+        &path,
+        None,
+        &[("x-forwarded-for", forwarded_for)],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_password_guessing_is_throttled_per_forwarded_client() {
+    // The stack's client connects from 127.0.0.1, which plays the ingress here.
+    let stack = Stack::start_with(|config| {
+        config.login_throttle.free_attempts = 2;
+        // Long enough that no wait runs out during the test.
+        config.login_throttle.base_delay_ms = 60_000;
+        config.login_throttle.max_delay_ms = 60_000;
+        config.login_throttle.trusted_proxies = vec!["127.0.0.1".parse().expect("network")];
+    })
+    .await;
+    let proxy = &stack.http;
+    proxy.new_user("grace").await;
+
+    for guess in ["guess0", "guess1"] {
+        let reply = login_forwarded(proxy, "198.51.100.1", "grace", guess)
+            .await
+            .expect(400);
+        assert_eq!(reply.json()["error"], "invalid_grant");
+    }
+    let refused = login_forwarded(proxy, "198.51.100.1", "grace", "grace-pw")
+        .await
+        .expect(429);
+    assert_eq!(refused.json()["error"], "slow_down");
+    // Addresses the attacker writes left of the proxy's entry change nothing.
+    login_forwarded(proxy, "198.51.100.2, 198.51.100.1", "grace", "grace-pw")
+        .await
+        .expect(429);
+
+    // The owner, behind the same proxy, still reaches the account service.
+    let owner = login_forwarded(proxy, "198.51.100.2", "grace", "grace-pw")
+        .await
+        .expect(200);
+    assert!(owner.json()["access_token"].is_string());
+    login_forwarded(proxy, "198.51.100.2", "grace", "typo")
+        .await
+        .expect(400);
+
+    // A client that is no trusted proxy (127.0.0.2) is counted by its own address, whatever
+    // it forwards: a fresh X-Forwarded-For per guess does not buy fresh attempts.
+    let direct = Rest::from_local_address(
+        stack.gateway.address,
+        Some("127.0.0.2".parse().expect("address")),
+    );
+    for (forwarded_for, status) in [
+        ("203.0.113.1", 400),
+        ("203.0.113.2", 400),
+        ("203.0.113.3", 429),
+    ] {
+        login_forwarded(&direct, forwarded_for, "grace", "guess")
+            .await
+            .expect(status);
+    }
     stack.shut_down().await;
 }

@@ -8,7 +8,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use gateway::configuration::GatewayConfig;
 use platform::{
-    configuration::ServerConfig, database::DatabaseConfig, shutdown::CancellationToken,
+    configuration::{AuthConfig, ServerConfig},
+    database::DatabaseConfig,
+    shutdown::CancellationToken,
     testing::TestKeys,
 };
 use serde_json::json;
@@ -97,10 +99,19 @@ pub async fn start_account(
     database: DatabaseConfig,
     listener: TcpListener,
 ) -> Running {
+    start_account_trusting(keys.auth_config(), database, listener).await
+}
+
+/// The account service with its own `[auth]`, e.g. one trusting several keys.
+pub async fn start_account_trusting(
+    auth: AuthConfig,
+    database: DatabaseConfig,
+    listener: TcpListener,
+) -> Running {
     let settings = account::configuration::Settings {
         server: ServerConfig::with_listen("127.0.0.1:0"),
         database,
-        auth: keys.auth_config(),
+        auth,
         password_hashing: cheap_password_hashing(),
         ..Default::default()
     };

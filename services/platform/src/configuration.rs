@@ -156,6 +156,10 @@ impl Default for ServerConfig {
 pub struct AuthConfig {
     /// PEM file with the token issuer's Ed25519 public key.
     pub public_key_path: PathBuf,
+    /// Public keys whose tokens are still accepted during a key rotation (PEM files, like
+    /// `public_key_path`). SECURITY.md, "Rotating the token-signing key", says when to list
+    /// which key and when to remove it.
+    pub previous_public_key_paths: Vec<PathBuf>,
     /// The `iss` claim tokens must carry.
     pub issuer: String,
 }
@@ -164,14 +168,18 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             public_key_path: "data/keys/token-signing.pub.pem".into(),
+            previous_public_key_paths: Vec::new(),
             issuer: "bookstore".into(),
         }
     }
 }
 
 impl AuthConfig {
+    /// Trusts the current key and every previous one; a missing or malformed file is an error,
+    /// so a mistyped path stops the program at start instead of refusing tokens later.
     pub fn verifier(&self) -> Result<crate::tokens::TokenVerifier, crate::tokens::TokenError> {
-        crate::tokens::TokenVerifier::from_pem_file(&self.public_key_path, &self.issuer)
+        let paths = std::iter::once(&self.public_key_path).chain(&self.previous_public_key_paths);
+        crate::tokens::TokenVerifier::from_pem_files(paths.map(PathBuf::as_path), &self.issuer)
     }
 }
 

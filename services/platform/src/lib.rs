@@ -15,4 +15,5 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token_cache;
+pub mod token_keys;
 pub mod tokens;

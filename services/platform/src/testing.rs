@@ -94,9 +94,13 @@ impl TestKeys {
     /// The `[auth]` section that verifies these keys' tokens.
     pub fn auth_config(&self) -> crate::configuration::AuthConfig {
         crate::configuration::AuthConfig {
-            public_key_path: self.dir.path().join("token-signing.pub.pem"),
+            public_key_path: self.public_key_path(),
             ..Default::default()
         }
+    }
+
+    pub fn public_key_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("token-signing.pub.pem")
     }
 
     pub fn private_key_path(&self) -> std::path::PathBuf {

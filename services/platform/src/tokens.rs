@@ -3,15 +3,28 @@
 //! Tokens are signed with Ed25519 (JWT `alg: EdDSA`). Only the gateway holds the private key;
 //! services get the public key and can verify but never mint. Verification pins the algorithm,
 //! so `alg: none` and HMAC tokens "signed" with the public key are rejected.
+//!
+//! So that the signing key can be rotated without refusing every outstanding token, a token
+//! names its key in the header (`kid`, see [`crate::token_keys`]) and a verifier may trust
+//! several keys: it checks a token against the key it names, and a token from before key ids
+//! (no `kid`) against each trusted key in turn.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use ed25519_dalek::{
-    SigningKey,
+    SigningKey, VerifyingKey,
     pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    Algorithm, EncodingKey, Header, Validation,
+    errors::{Error as JwtError, ErrorKind},
+};
 use serde::{Deserialize, Serialize};
+
+use crate::token_keys::{
+    TrustedKey, key_format, key_id, public_key_from_pem, read_key, read_public_key,
+    signing_key_from_pem,
+};
 
 /// Role that unlocks catalogue writes and other users' accounts.
 pub const ROLE_ADMIN: &str = "ROLE_ADMIN";
@@ -106,6 +119,8 @@ pub enum TokenError {
     NotAnAccessToken,
     #[error("a refresh token is required")]
     NotARefreshToken,
+    #[error("the token was signed with key {kid:?}, which is not trusted")]
+    UnknownKey { kid: String },
     #[error("cannot read key file {path}: {source}")]
     KeyFile {
         path: String,
@@ -113,41 +128,84 @@ pub enum TokenError {
     },
     #[error("key file {path} is not an Ed25519 PEM key: {message}")]
     KeyFormat { path: String, message: String },
+    #[error("not an Ed25519 PEM key: {0}")]
+    KeyEncoding(String),
 }
 
-/// Verifies tokens with the issuer's public key. Access tokens it accepted are remembered
-/// until they expire ([`crate::token_cache`]), so a client's next request with the same token
-/// costs a map lookup instead of a signature check; clones share what was remembered.
+/// Verifies tokens with the issuer's public keys: the current one and, during a key rotation,
+/// the others named in the configuration. Access tokens it accepted are remembered until they
+/// expire ([`crate::token_cache`]), so a client's next request with the same token costs a map
+/// lookup instead of a signature check; clones share what was remembered.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
+    /// In the order given: the current key first, so tokens without a key id usually match at
+    /// the first try.
+    keys: Arc<[TrustedKey]>,
     validation: Validation,
-    verified: std::sync::Arc<crate::token_cache::VerifiedTokens>,
+    verified: Arc<crate::token_cache::VerifiedTokens>,
 }
 
 impl TokenVerifier {
-    /// `public_key_pem` is an Ed25519 SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
-    pub fn from_pem(public_key_pem: &[u8], issuer: &str) -> Result<Self, TokenError> {
-        let key = DecodingKey::from_ed_pem(public_key_pem)?;
+    /// Accepts tokens signed by any of `keys` (at most a few: a token without a key id is
+    /// checked against each).
+    pub fn new(keys: impl IntoIterator<Item = VerifyingKey>, issuer: &str) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = 5;
-        Ok(Self {
-            key,
+        Self {
+            keys: keys.into_iter().map(TrustedKey::from).collect(),
             validation,
             verified: Default::default(),
-        })
+        }
     }
 
-    pub fn from_pem_file(path: &Path, issuer: &str) -> Result<Self, TokenError> {
-        let pem = read_key(path)?;
-        Self::from_pem(&pem, issuer).map_err(|e| key_format(path, e))
+    /// `public_key_pem` is an Ed25519 SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_pem(public_key_pem: &[u8], issuer: &str) -> Result<Self, TokenError> {
+        Ok(Self::new([public_key_from_pem(public_key_pem)?], issuer))
+    }
+
+    /// Trusts the public key in each file, the current key first.
+    pub fn from_pem_files<'a>(
+        paths: impl IntoIterator<Item = &'a Path>,
+        issuer: &str,
+    ) -> Result<Self, TokenError> {
+        let keys = paths
+            .into_iter()
+            .map(read_public_key)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(keys, issuer))
     }
 
     /// Verifies signature, issuer and expiry, and returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?.claims)
+        match jsonwebtoken::decode_header(token)?.kid {
+            Some(kid) => {
+                let trusted = self.keys.iter().find(|trusted| trusted.kid == kid);
+                let trusted = trusted.ok_or(TokenError::UnknownKey { kid })?;
+                Ok(self.decode(token, trusted)?)
+            }
+            None => self.verify_with_any_key(token),
+        }
+    }
+
+    /// A token from before key ids: the first key whose signature matches decides.
+    fn verify_with_any_key(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut refused = JwtError::from(ErrorKind::InvalidSignature);
+        for trusted in self.keys.iter() {
+            match self.decode(token, trusted) {
+                Ok(claims) => return Ok(claims),
+                // Not signed with this key; maybe with the next.
+                Err(error) if *error.kind() == ErrorKind::InvalidSignature => refused = error,
+                // Signed with this key (or malformed whatever the key): no other key can help.
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(refused.into())
+    }
+
+    fn decode(&self, token: &str, trusted: &TrustedKey) -> Result<Claims, JwtError> {
+        Ok(jsonwebtoken::decode::<Claims>(token, &trusted.key, &self.validation)?.claims)
     }
 
     /// Verifies an access token and returns who it speaks for.
@@ -169,18 +227,28 @@ impl TokenVerifier {
     }
 }
 
-/// Signs tokens with the private key. Only the gateway (the token endpoint) has one.
+/// Signs tokens with the private key, naming its public half in each token's `kid`. Only the
+/// gateway (the token endpoint) has one.
 #[derive(Clone)]
 pub struct TokenSigner {
     key: EncodingKey,
+    kid: String,
 }
 
 impl TokenSigner {
+    pub fn new(key: &SigningKey) -> Result<Self, TokenError> {
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| TokenError::KeyEncoding(e.to_string()))?;
+        Ok(Self {
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            kid: key_id(&key.verifying_key()),
+        })
+    }
+
     /// `private_key_pem` is an Ed25519 PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     pub fn from_pem(private_key_pem: &[u8]) -> Result<Self, TokenError> {
-        Ok(Self {
-            key: EncodingKey::from_ed_pem(private_key_pem)?,
-        })
+        Self::new(&signing_key_from_pem(private_key_pem)?)
     }
 
     pub fn from_pem_file(path: &Path) -> Result<Self, TokenError> {
@@ -188,12 +256,15 @@ impl TokenSigner {
         Self::from_pem(&pem).map_err(|e| key_format(path, e))
     }
 
+    /// The `kid` of every token this signer signs.
+    pub fn key_id(&self) -> &str {
+        &self.kid
+    }
+
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::EdDSA),
-            claims,
-            &self.key,
-        )?)
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
     }
 }
 
@@ -241,20 +312,6 @@ impl KeyPairPem {
         std::io::Write::write_all(&mut file, pair.private_pem.as_bytes())?;
         std::fs::write(&public, pair.public_pem)?;
         Ok((private, public))
-    }
-}
-
-fn read_key(path: &Path) -> Result<Vec<u8>, TokenError> {
-    std::fs::read(path).map_err(|source| TokenError::KeyFile {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-fn key_format(path: &Path, error: TokenError) -> TokenError {
-    TokenError::KeyFormat {
-        path: path.display().to_string(),
-        message: error.to_string(),
     }
 }
 
@@ -366,5 +423,152 @@ mod tests {
                 .verify_access(&format!("{header}.{body}."))
                 .is_err()
         );
+    }
+
+    /// A token signed by `signer` whose header says `kid` (or nothing), as a token from another
+    /// signer, or from before key ids, would.
+    fn signed_naming(signer: &TokenSigner, kid: Option<&str>, claims: &Claims) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &signer.key).expect("sign")
+    }
+
+    /// `[auth]` with the current key and `previous` keys, as files in `dir`. The next call
+    /// overwrites them, so build the verifier before making another.
+    fn auth_config(
+        dir: &Path,
+        current: &KeyPairPem,
+        previous: &[&KeyPairPem],
+    ) -> crate::configuration::AuthConfig {
+        let write = |name: String, pair: &KeyPairPem| {
+            let path = dir.join(name);
+            std::fs::write(&path, &pair.public_pem).expect("write key");
+            path
+        };
+        crate::configuration::AuthConfig {
+            public_key_path: write("current.pub.pem".into(), current),
+            previous_public_key_paths: previous
+                .iter()
+                .enumerate()
+                .map(|(i, pair)| write(format!("previous-{i}.pub.pem"), pair))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_previous_keys_tokens_are_accepted_only_while_that_key_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (KeyPairPem::generate(), KeyPairPem::generate());
+        let old_signer = TokenSigner::from_pem(old.private_pem.as_bytes()).expect("old key");
+        let new_signer = TokenSigner::from_pem(new.private_pem.as_bytes()).expect("new key");
+        let from_old = old_signer
+            .sign(&claims(TokenUse::Access, 60))
+            .expect("sign");
+        let from_new = new_signer
+            .sign(&claims(TokenUse::Access, 60))
+            .expect("sign");
+
+        let rotating = auth_config(dir.path(), &new, &[&old])
+            .verifier()
+            .expect("keys");
+        assert!(rotating.verify_access(&from_old).is_ok());
+        assert!(rotating.verify_access(&from_new).is_ok());
+
+        let rotated = auth_config(dir.path(), &new, &[]).verifier().expect("keys");
+        assert!(matches!(
+            rotated.verify_access(&from_old),
+            Err(TokenError::UnknownKey { kid }) if kid == old_signer.key_id()
+        ));
+        assert!(rotated.verify_access(&from_new).is_ok());
+
+        // A listed file that is not there stops the program at start.
+        let mut missing = auth_config(dir.path(), &new, &[&old]);
+        missing.previous_public_key_paths = vec![dir.path().join("nope.pem")];
+        assert!(matches!(
+            missing.verifier(),
+            Err(TokenError::KeyFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_token_naming_a_key_is_checked_against_that_key_only() {
+        let (trusted, other) = (KeyPairPem::generate(), KeyPairPem::generate());
+        let signer = TokenSigner::from_pem(trusted.private_pem.as_bytes()).expect("key");
+        let other_signer = TokenSigner::from_pem(other.private_pem.as_bytes()).expect("key");
+        let verifier = TokenVerifier::from_pem(trusted.public_pem.as_bytes(), "bookstore")
+            .expect("public key");
+        let claims = claims(TokenUse::Access, 60);
+
+        // Signed with a trusted key, but naming a key nobody trusts.
+        let unknown = signed_naming(&signer, Some("AAAAAAAAAAAAAAAA"), &claims);
+        assert!(matches!(
+            verifier.verify_access(&unknown),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // Signed with an untrusted key: its own key id is unknown here.
+        let foreign = other_signer.sign(&claims).expect("sign");
+        assert!(matches!(
+            verifier.verify_access(&foreign),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // With both keys trusted, a token signed with one but naming the other is refused:
+        // the named key alone decides.
+        let public = |pair: &KeyPairPem| {
+            crate::token_keys::public_key_from_pem(pair.public_pem.as_bytes()).expect("public")
+        };
+        let both = TokenVerifier::new([public(&trusted), public(&other)], "bookstore");
+        assert!(both.verify_access(&foreign).is_ok());
+        let impostor = signed_naming(&other_signer, Some(signer.key_id()), &claims);
+        assert!(matches!(
+            both.verify_access(&impostor),
+            Err(TokenError::Invalid(e)) if *e.kind() == ErrorKind::InvalidSignature
+        ));
+        assert_eq!(verifier.verified.len(), 0, "refusals are not remembered");
+    }
+
+    #[test]
+    fn a_token_without_a_key_id_is_accepted_by_the_key_that_signed_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (KeyPairPem::generate(), KeyPairPem::generate());
+        let old_signer = TokenSigner::from_pem(old.private_pem.as_bytes()).expect("old key");
+        let before_key_ids = signed_naming(&old_signer, None, &claims(TokenUse::Access, 60));
+
+        // Tried against the current key first, then the previous one, which signed it.
+        let rotating = auth_config(dir.path(), &new, &[&old])
+            .verifier()
+            .expect("keys");
+        let caller = rotating.verify_access(&before_key_ids).expect("old key");
+        assert_eq!(caller.username.as_deref(), Some("icyfenix"));
+        let unchanged = auth_config(dir.path(), &old, &[]).verifier().expect("keys");
+        assert!(unchanged.verify_access(&before_key_ids).is_ok());
+        let rotated = auth_config(dir.path(), &new, &[]).verifier().expect("keys");
+        assert!(matches!(
+            rotated.verify_access(&before_key_ids),
+            Err(TokenError::Invalid(e)) if *e.kind() == ErrorKind::InvalidSignature
+        ));
+
+        // The key that signed it decides the answer: expired is expired, not "bad signature".
+        let expired = signed_naming(&old_signer, None, &claims(TokenUse::Access, -60));
+        assert!(matches!(
+            rotating.verify_access(&expired),
+            Err(TokenError::Invalid(e)) if *e.kind() == ErrorKind::ExpiredSignature
+        ));
+    }
+
+    #[test]
+    fn the_signers_key_id_is_the_one_verifiers_compute_for_its_public_key() {
+        let keys = KeyPairPem::generate();
+        let signer = TokenSigner::from_pem(keys.private_pem.as_bytes()).expect("private key");
+        let verifier =
+            TokenVerifier::from_pem(keys.public_pem.as_bytes(), "bookstore").expect("public key");
+        let token = signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some(signer.key_id()));
+        assert_eq!(verifier.keys[0].kid, signer.key_id());
+        let public =
+            crate::token_keys::public_key_from_pem(keys.public_pem.as_bytes()).expect("public");
+        assert_eq!(crate::token_keys::key_id(&public), signer.key_id());
     }
 }

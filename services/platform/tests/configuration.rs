@@ -8,7 +8,7 @@ use std::{path::Path, time::Duration};
 
 use figment::Jail;
 use platform::{
-    configuration::{ConfigError, ConfigSource},
+    configuration::{AuthConfig, ConfigError, ConfigSource},
     reload::{ReloadTiming, watch_config},
     shutdown::CancellationToken,
 };
@@ -117,6 +117,49 @@ fn unknown_keys_and_broken_toml_are_clear_errors() {
         let missing =
             ConfigSource::file_only(jail.directory().join("nope.toml")).load::<Settings>();
         assert!(matches!(missing, Err(ConfigError::MissingFile { .. })));
+        Ok(())
+    });
+}
+
+/// A program with only `[auth]`, for the list-valued key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WithAuth {
+    auth: AuthConfig,
+}
+
+#[test]
+fn previous_public_keys_are_a_toml_list_or_one_environment_variable_in_inline_syntax() {
+    Jail::expect_with(|jail| {
+        let source = ConfigSource::new(Some(jail.directory().join("app.toml")));
+        jail.create_file(
+            "app.toml",
+            "[auth]\npublic_key_path = \"new.pem\"\nprevious_public_key_paths = [\"old.pem\"]\n",
+        )?;
+        let from_file: WithAuth = source.load().expect("load");
+        assert_eq!(
+            from_file.auth.previous_public_key_paths,
+            [Path::new("old.pem")]
+        );
+
+        // What docs/CONFIGURATION.md tells Kubernetes users to write.
+        jail.set_env(
+            "BOOKSTORE_AUTH__PREVIOUS_PUBLIC_KEY_PATHS",
+            r#"["/run/keys/a.pub.pem", "/run/keys/b.pub.pem"]"#,
+        );
+        let from_env: WithAuth = source.load().expect("load");
+        assert_eq!(
+            from_env.auth.previous_public_key_paths,
+            [
+                Path::new("/run/keys/a.pub.pem"),
+                Path::new("/run/keys/b.pub.pem")
+            ]
+        );
+        assert_eq!(from_env.auth.public_key_path, Path::new("new.pem"));
+
+        jail.set_env("BOOKSTORE_AUTH__PREVIOUS_PUBLIC_KEY_PATHS", "[]");
+        let emptied: WithAuth = source.load().expect("load");
+        assert!(emptied.auth.previous_public_key_paths.is_empty());
         Ok(())
     });
 }
