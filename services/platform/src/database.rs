@@ -199,6 +199,8 @@ impl Database {
 pub struct WriteTransaction {
     transaction: Transaction<'static, Any>,
     // After `transaction`: fields drop in order, so the turn passes on only once it has ended.
+    // (Dropped without a commit, sqlx rolls back on the connection's thread a moment later; a
+    // writer that begins meanwhile waits for that in SQLite's busy handler.)
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
