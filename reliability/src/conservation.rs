@@ -488,6 +488,26 @@ async fn snapshot_transaction<'c>(
     Ok(tx)
 }
 
+/// Units per product of each owner (a reservation, a payment), from `sql`, which selects
+/// `owner`, `product_id` and `amount`, one row per line.
+async fn units_by_owner(
+    conn: &mut AnyConnection,
+    database: &'static str,
+    sql: &str,
+) -> Result<BTreeMap<String, BTreeMap<i64, i64>>, AuditError> {
+    let read = |source| AuditError::Read { database, source };
+    let rows = sqlx::query(sql).fetch_all(conn).await.map_err(read)?;
+    let mut owners: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    for row in rows {
+        *owners
+            .entry(row.try_get("owner").map_err(read)?)
+            .or_default()
+            .entry(row.try_get("product_id").map_err(read)?)
+            .or_default() += row.try_get::<i64, _>("amount").map_err(read)?;
+    }
+    Ok(owners)
+}
+
 async fn read_warehouse(url: &str) -> Result<WarehouseBooks, AuditError> {
     const DB: &str = "warehouse";
     let read = |source| AuditError::Read {
@@ -535,17 +555,15 @@ async fn read_warehouse(url: &str) -> Result<WarehouseBooks, AuditError> {
             },
         );
     }
-    let rows = sqlx::query("SELECT payment_id, product_id, amount FROM reservation_lines")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(read)?;
-    for row in rows {
-        let payment_id: String = row.try_get("payment_id").map_err(read)?;
+    let lines = units_by_owner(
+        &mut tx,
+        DB,
+        "SELECT payment_id AS owner, product_id, amount FROM reservation_lines",
+    )
+    .await?;
+    for (payment_id, lines) in lines {
         if let Some(reservation) = books.reservations.get_mut(&payment_id) {
-            *reservation
-                .lines
-                .entry(row.try_get("product_id").map_err(read)?)
-                .or_default() += row.try_get::<i64, _>("amount").map_err(read)?;
+            reservation.lines = lines;
         }
     }
     tx.commit().await.map_err(read)?;
@@ -585,17 +603,15 @@ async fn read_payment(url: &str) -> Result<PaymentBooks, AuditError> {
             },
         );
     }
-    let rows = sqlx::query("SELECT pay_id, product_id, amount FROM payment_items")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(read)?;
-    for row in rows {
-        let pay_id: String = row.try_get("pay_id").map_err(read)?;
+    let items = units_by_owner(
+        &mut tx,
+        DB,
+        "SELECT pay_id AS owner, product_id, amount FROM payment_items",
+    )
+    .await?;
+    for (pay_id, items) in items {
         if let Some(payment) = books.payments.get_mut(&pay_id) {
-            *payment
-                .items
-                .entry(row.try_get("product_id").map_err(read)?)
-                .or_default() += row.try_get::<i64, _>("amount").map_err(read)?;
+            payment.items = items;
         }
     }
     let rows = sqlx::query("SELECT account_id, opening_cents, balance_cents FROM wallets")
