@@ -71,6 +71,10 @@ impl Accounts {
     /// Writes `admin` as `ROLE_USER` + `ROLE_ADMIN` if no account exists yet; returns whether it
     /// did.
     pub async fn seed_administrator(&self, admin: NewAccount) -> Result<bool, AccountError> {
+        // Every start comes here; only the first one, on an empty table, needs the (slow) hash.
+        if self.store.has_accounts().await? {
+            return Ok(false);
+        }
         let hash = self.hasher.hash(&admin.password).await?;
         Ok(self
             .store

@@ -80,7 +80,7 @@ impl Application {
         let admin = admin_account(&settings.admin)?;
         let hasher = PasswordHasher::new(&settings.password_hashing).await?;
         let database = Database::connect(&settings.database, MIGRATIONS).await?;
-        let accounts = Accounts::new(Store::new(database.clone()), hasher);
+        let accounts = Accounts::new(Store::new(database.clone()), hasher.clone());
         if accounts
             .seed_administrator(admin)
             .await
@@ -88,6 +88,7 @@ impl Application {
         {
             tracing::info!(username = %settings.admin.username, "administrator seeded");
         }
+        hasher.prepare_in_background();
 
         let serving = Arc::new(AtomicBool::new(true));
         let rpc = AccountRpc::new(accounts, verifier, Arc::clone(&serving));

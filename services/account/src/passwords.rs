@@ -4,6 +4,9 @@
 //! the threads that serve requests), and a semaphore caps how many hashes run at once. Checking
 //! credentials for an unknown user verifies against a dummy hash made with the same parameters,
 //! so that answer takes as long as a wrong password and does not reveal which usernames exist.
+//! The dummy hash is made once, in the background after start-up (see
+//! [`PasswordHasher::prepare_in_background`]): a hash costs tens of milliseconds of CPU, which
+//! start-up and readiness need not wait for.
 
 use std::{fmt, sync::Arc};
 
@@ -12,7 +15,7 @@ use argon2::{
     password_hash::{self, PasswordHasher as _, PasswordVerifier as _, SaltString},
 };
 use rand::{RngCore, rngs::OsRng};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::{configuration::HashingConfig, domain::Password};
 
@@ -61,12 +64,12 @@ pub enum HashError {
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
-    /// Verified against when the user does not exist.
-    dummy: PasswordHash,
+    /// Verified against when the user does not exist; made once, see [`Self::dummy`].
+    dummy: Arc<OnceCell<PasswordHash>>,
 }
 
 impl PasswordHasher {
-    /// Checks the parameters and makes the dummy hash (which costs one hash).
+    /// Checks the parameters.
     pub async fn new(config: &HashingConfig) -> Result<Self, HashError> {
         let params = Params::new(
             config.memory_kib,
@@ -77,17 +80,36 @@ impl PasswordHasher {
         .map_err(HashError::Parameters)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
-        let mut hasher = Self {
+        Ok(Self {
             argon2,
             permits,
-            dummy: PasswordHash(String::new()),
-        };
-        // A random password nobody knows: no input can ever verify against it.
-        let mut secret = [0u8; 32];
-        OsRng.fill_bytes(&mut secret);
-        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        hasher.dummy = hasher.hash(&Password::candidate(&secret)).await?;
-        Ok(hasher)
+            dummy: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// Starts making the dummy hash on a task of its own. Call it once start-up's own work is
+    /// done: on a single core the hash would otherwise delay start-up by its whole cost.
+    pub fn prepare_in_background(&self) {
+        let hasher = self.clone();
+        tokio::spawn(async move {
+            // A failure here is met again, and reported, by the first verification that needs
+            // the dummy hash.
+            let _ = hasher.dummy().await;
+        });
+    }
+
+    /// The dummy hash: a hash of a random password nobody knows, so no input ever verifies
+    /// against it. Made once; a verification that comes while it is being made waits for it
+    /// (the first unknown-user check after start-up may take one hash longer).
+    async fn dummy(&self) -> Result<&PasswordHash, HashError> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let mut secret = [0u8; 32];
+                OsRng.fill_bytes(&mut secret);
+                let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                self.hash(&Password::candidate(&secret)).await
+            })
+            .await
     }
 
     /// A new salted hash of `password`.
@@ -112,7 +134,10 @@ impl PasswordHasher {
         stored: Option<&PasswordHash>,
     ) -> Result<bool, HashError> {
         let known = stored.is_some();
-        let hash = stored.unwrap_or(&self.dummy).clone();
+        let hash = match stored {
+            Some(stored) => stored.clone(),
+            None => self.dummy().await?.clone(),
+        };
         let argon2 = self.argon2.clone();
         let password = password.clone();
         let matches = self
@@ -183,6 +208,25 @@ mod tests {
         let wrong = Password::candidate("correct horse ");
         assert!(!hasher.verify(&wrong, Some(&first)).await.expect("verify"));
         assert!(!hasher.verify(&password, None).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_made_once_with_the_configured_parameters() {
+        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        hasher.prepare_in_background();
+        let password = Password::new("correct horse").expect("password");
+        // Whether or not the background task got there first, both checks use one dummy.
+        assert!(!hasher.verify(&password, None).await.expect("verify"));
+        let dummy = hasher.dummy().await.expect("dummy").clone();
+        assert!(!hasher.verify(&password, None).await.expect("verify"));
+        assert_eq!(hasher.dummy().await.expect("dummy"), &dummy);
+        assert!(
+            dummy
+                .as_stored()
+                .starts_with("$argon2id$v=19$m=64,t=1,p=1$")
+        );
+        // Clones share it.
+        assert_eq!(hasher.clone().dummy().await.expect("dummy"), &dummy);
     }
 
     #[tokio::test]

@@ -81,6 +81,17 @@ impl Store {
         Ok(created)
     }
 
+    /// Whether any account exists.
+    pub async fn has_accounts(&self) -> Result<bool, StoreError> {
+        // A count of at most one row: portable (SQLite has no boolean type) and constant-time.
+        let found: i64 =
+            sqlx::query("SELECT COUNT(*) FROM (SELECT 1 FROM accounts LIMIT 1) AS first_account")
+                .fetch_one(self.database.pool())
+                .await?
+                .try_get(0)?;
+        Ok(found > 0)
+    }
+
     /// Inserts `account` only when the table is empty; returns whether it did. Several replicas
     /// starting at once may all see an empty table: the unique username lets only one insert
     /// win, and the losers treat the conflict as "already seeded".
