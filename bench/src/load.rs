@@ -204,6 +204,21 @@ struct Tally {
 }
 
 /// Offers `plan.rate` requests per second for `plan.duration`.
+impl OpenOutcome {
+    /// Adds another turn of the same path: counts and histograms add up, the first error
+    /// stays the first.
+    pub fn merge(&mut self, turn: OpenOutcome) {
+        self.sent += turn.sent;
+        self.ok += turn.ok;
+        self.errors += turn.errors;
+        self.first_error = self.first_error.take().or(turn.first_error);
+        self.elapsed += turn.elapsed;
+        // Both come from `histogram()`, which resizes itself: adding cannot run out of range.
+        let _ = self.latency.add(&turn.latency);
+        let _ = self.send_lag.add(&turn.send_lag);
+    }
+}
+
 pub async fn open_loop<T: Target>(target: &T, plan: &OpenLoop) -> OpenOutcome {
     let rate = plan.rate.max(1.0);
     let total = ((rate * plan.duration.as_secs_f64()) as u64).clamp(1, plan.max_requests.max(1));
@@ -456,6 +471,26 @@ mod tests {
         assert!(delayed >= 45, "{delayed} requests saw the stall");
         let latency = Percentiles::of(&outcome.latency);
         assert!(latency.max >= 290_000.0, "{latency:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn open_loop_turns_add_up() {
+        let target = Sleeper::new(Duration::ZERO);
+        let turn = OpenLoop {
+            rate: 1_000.0,
+            duration: Duration::from_millis(50),
+            max_requests: 10_000,
+            timeout: Duration::from_secs(1),
+            max_in_flight: 64,
+        };
+        let mut total = open_loop(&target, &turn).await;
+        let second = open_loop(&target, &turn).await;
+        let (ok, sent) = (total.ok + second.ok, total.sent + second.sent);
+        let elapsed = total.elapsed + second.elapsed;
+        total.merge(second);
+        assert_eq!((ok, sent), (100, 100), "two turns of 50 requests");
+        assert_eq!((total.ok, total.sent, total.elapsed), (ok, sent, elapsed));
+        assert_eq!((total.latency.len(), total.send_lag.len()), (ok, sent));
     }
 
     #[tokio::test(flavor = "current_thread")]

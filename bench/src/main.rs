@@ -1,7 +1,8 @@
 //! `bookstore-bench full | smoke`: builds (unless told not to) and benchmarks the bookstore's
 //! programs, prints the Markdown report, and exits 0 whenever the measurement itself worked;
-//! targets that are not met are reported, not failed. `baseline-server` is the bare hyper
-//! server the tool starts as a child process.
+//! targets that are not met are reported, not failed. `baseline-server` (the bare hyper
+//! server), `translator-server` (the bare translator) and `rpc-client` are what the tool starts
+//! as child processes.
 
 use std::{
     net::SocketAddr,
@@ -16,6 +17,7 @@ use bookstore_bench::{
     programs::{Hashing, Layout},
     report,
     run::{self, PathKey, Plan},
+    translator::Backends,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -28,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// The full benchmark (about a minute and a half); its report goes into BENCHMARKS.md.
+    /// The full benchmark (4 to 8 minutes after the build); its report goes into BENCHMARKS.md.
     Full(RunArgs),
     /// A few seconds, to prove the tool works (CI); its numbers mean little.
     Smoke(RunArgs),
@@ -39,6 +41,16 @@ enum Mode {
         listen: SocketAddr,
         #[arg(long)]
         body_file: PathBuf,
+    },
+    /// Internal: the bare translator baseline (see src/translator.rs).
+    #[command(hide = true)]
+    TranslatorServer {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        warehouse: SocketAddr,
+        #[arg(long)]
+        account: SocketAddr,
     },
     /// Internal: a Volo client measuring its own CPU per call (see src/client_cost.rs).
     #[command(hide = true)]
@@ -107,6 +119,11 @@ const PROGRAMS: [&str; 4] = ["account", "warehouse", "payment", "gateway"];
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Mode::BaselineServer { listen, body_file } => baseline_server(listen, &body_file),
+        Mode::TranslatorServer {
+            listen,
+            warehouse,
+            account,
+        } => translator_server(listen, warehouse, account),
         Mode::RpcClient(args) => rpc_client(args),
         Mode::Full(args) => benchmark(Plan::full(), args),
         Mode::Smoke(args) => benchmark(Plan::smoke(), args),
@@ -124,6 +141,24 @@ fn baseline_server(listen: SocketAddr, body_file: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         println!("bare hyper ready address={listen}");
         bookstore_bench::baseline::serve(listener, body.into()).await;
+        Ok(())
+    })
+}
+
+fn translator_server(
+    listen: SocketAddr,
+    warehouse: SocketAddr,
+    account: SocketAddr,
+) -> anyhow::Result<()> {
+    // The same runtime as the gateway's: one worker on the one core it has.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let backends = std::sync::Arc::new(Backends::new(warehouse, account));
+        println!("bare translator ready address={listen}");
+        bookstore_bench::translator::serve(listener, backends).await;
         Ok(())
     })
 }

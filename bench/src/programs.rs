@@ -44,6 +44,7 @@ pub enum Program {
     Payment,
     Gateway,
     Baseline,
+    Translator,
 }
 
 impl Program {
@@ -61,6 +62,7 @@ impl Program {
             Program::Payment => "payment",
             Program::Gateway => "gateway",
             Program::Baseline => "bare hyper",
+            Program::Translator => "bare translator",
         }
     }
 
@@ -70,7 +72,7 @@ impl Program {
             Program::Warehouse => Probe::GrpcHealth("warehouse.WarehouseService"),
             Program::Payment => Probe::GrpcHealth("payment.PaymentService"),
             Program::Gateway => Probe::Http("/readyz"),
-            Program::Baseline => Probe::Http("/"),
+            Program::Baseline | Program::Translator => Probe::Http("/"),
         }
     }
 }
@@ -309,7 +311,7 @@ fn config_text(
             }
             to_toml(&config)
         }
-        Program::Baseline => Ok(String::new()),
+        Program::Baseline | Program::Translator => Ok(String::new()),
     }
 }
 
@@ -349,7 +351,7 @@ fn prune_defaults(table: &mut toml::Table, defaults: &toml::Table) {
 impl Layout {
     fn binary(&self, program: Program) -> PathBuf {
         match program {
-            Program::Baseline => self.bench_exe.clone(),
+            Program::Baseline | Program::Translator => self.bench_exe.clone(),
             _ => self.bin_dir.join(program.name()),
         }
     }
@@ -378,8 +380,10 @@ impl Layout {
             Program::Warehouse => wiring.addresses.warehouse,
             Program::Payment => wiring.addresses.payment,
             Program::Gateway => wiring.addresses.gateway,
-            Program::Baseline => {
-                return Err(BenchError::Setup("use start_baseline".into()));
+            Program::Baseline | Program::Translator => {
+                return Err(BenchError::Setup(
+                    "use start_baseline or start_translator".into(),
+                ));
             }
         };
         self.spawn(
@@ -406,6 +410,26 @@ impl Layout {
             body_file.as_os_str().to_owned(),
         ];
         self.spawn(Program::Baseline, &args, address, dir).await
+    }
+
+    /// Starts the bare translator in front of the warehouse and the account service.
+    pub async fn start_translator(
+        &self,
+        warehouse: SocketAddr,
+        account: SocketAddr,
+        dir: &Path,
+    ) -> Result<Running, BenchError> {
+        let address = free_address()?;
+        let args = [
+            OsArg::from("translator-server"),
+            OsArg::from("--listen"),
+            OsArg::from(address.to_string()),
+            OsArg::from("--warehouse"),
+            OsArg::from(warehouse.to_string()),
+            OsArg::from("--account"),
+            OsArg::from(account.to_string()),
+        ];
+        self.spawn(Program::Translator, &args, address, dir).await
     }
 
     async fn spawn(
@@ -559,7 +583,7 @@ impl Stack {
             Program::Warehouse => Some(&self.warehouse),
             Program::Payment => Some(&self.payment),
             Program::Gateway => Some(&self.gateway),
-            Program::Baseline => None,
+            Program::Baseline | Program::Translator => None,
         }
     }
 

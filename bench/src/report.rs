@@ -61,7 +61,7 @@ fn trim(value: f64) -> String {
 }
 
 fn us(value: f64) -> String {
-    if value >= 100.0 {
+    if value.abs() >= 100.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.1}")
@@ -287,7 +287,7 @@ pub fn markdown(results: &Results, command: &str) -> String {
         out,
         "- mode `{}`, {} binaries, SQLite; per path: {:.1} s warm-up, {:.1} s closed loop at \
          concurrency {} (in {} turns taken round the paths), {:.1} s open loop at {:.0}% of the \
-         closed-loop throughput",
+         closed-loop throughput (in as many turns)",
         plan.mode,
         results.profile,
         plan.warmup.as_secs_f64(),
@@ -408,7 +408,87 @@ pub fn markdown(results: &Results, command: &str) -> String {
     }
     let met = checks.iter().filter(|c| c.met()).count();
     let _ = writeln!(out, "\n{met} of {} targets met.", checks.len());
+    floor(&mut out, results);
     out
+}
+
+/// The gateway against the bare translator of the same run: how much of each figure the hop
+/// itself costs on this machine, and how much is the gateway's own.
+fn floor(out: &mut String, results: &Results) {
+    let reads = [
+        (
+            "product",
+            PathKey::DirectGrpc,
+            PathKey::TranslatorProduct,
+            PathKey::GatewayProduct,
+        ),
+        (
+            "account",
+            PathKey::DirectThrift,
+            PathKey::TranslatorAccount,
+            PathKey::GatewayAccount,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (read, direct, translator, gateway) in reads {
+        let (Some(d), Some(t), Some(g)) = (
+            results.path(direct),
+            results.path(translator),
+            results.path(gateway),
+        ) else {
+            continue;
+        };
+        let ratio = |p: &PathResult| p.throughput / d.throughput.max(1e-9);
+        rows.push(format!(
+            "| {read} | throughput ÷ direct RPC | {:.2} | {:.2} | |",
+            ratio(t),
+            ratio(g)
+        ));
+        if let (Some(tc), Some(gc)) = (t.cpu_of(Program::Translator), g.cpu_of(Program::Gateway)) {
+            rows.push(format!(
+                "| {read} | CPU per request of the front program (µs) | {} | {} | {} |",
+                us(tc),
+                us(gc),
+                us(gc - tc)
+            ));
+        }
+        let added = |p: &PathResult, pick: fn(&PathResult) -> f64| pick(p) - pick(d);
+        for (name, pick) in [
+            (
+                "p50",
+                (|p: &PathResult| p.open_latency.p50) as fn(&PathResult) -> f64,
+            ),
+            ("p99", |p: &PathResult| p.open_latency.p99),
+        ] {
+            let (ta, ga) = (added(t, pick), added(g, pick));
+            rows.push(format!(
+                "| {read} | latency added over the direct RPC at {:.0}% load, {name} (µs) | {} | {} | {} |",
+                results.plan.open_load * 100.0,
+                us(ta),
+                us(ga),
+                us(ga - ta)
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### The hop's floor\n");
+    let _ = writeln!(
+        out,
+        "The bare translator (hyper in, one Volo call out, the gateway's JSON; no router, token \
+         check, deadline budget, retries, metrics or logs) against the gateway, in this run. \
+         Its figures are what any REST-to-RPC hop on this stack costs on this machine; the last \
+         column is what the gateway adds on top.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| read | figure | bare translator | gateway | gateway − translator |"
+    );
+    let _ = writeln!(out, "| --- | --- | ---: | ---: | ---: |");
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
 }
 
 #[cfg(test)]
@@ -632,5 +712,41 @@ mod tests {
             text.contains(&format!("{met} of 16 targets met.")),
             "{text}"
         );
+        assert!(
+            !text.contains("### The hop's floor"),
+            "no translator paths, no floor section:\n{text}"
+        );
+    }
+
+    #[test]
+    fn the_floor_splits_the_hop_from_what_the_gateway_adds() {
+        use Program::*;
+        let mut results = results();
+        results.paths.push(path(
+            PathKey::TranslatorProduct,
+            10_000.0,
+            &[(Translator, 12.0), (Warehouse, 45.0)],
+            11.0,
+            170.0,
+            700.0,
+        ));
+        let text = markdown(&results, "full");
+        for expected in [
+            "### The hop's floor",
+            // Throughput: 10 000 and 7 000 against the direct 20 000.
+            "| product | throughput ÷ direct RPC | 0.50 | 0.35 | |",
+            "| product | CPU per request of the front program (µs) | 12.0 | 20.0 | 8.0 |",
+            // Added over the direct 120 µs p50: 50 by the translator, 80 by the gateway.
+            "| product | latency added over the direct RPC at 50% load, p50 (µs) | 50.0 | 80.0 | 30.0 |",
+            "| product | latency added over the direct RPC at 50% load, p99 (µs) | 300 | 500 | 200 |",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("| account | throughput"),
+            "no account translator path"
+        );
+        // The floor is context, not a target: the count stays the issue's sixteen.
+        assert_eq!(checks(&results).len(), 16);
     }
 }

@@ -17,10 +17,10 @@ use serde::Deserialize;
 use crate::{
     client_cost::{self, ClientCost, Rpc},
     error::BenchError,
-    load::{self, CallError, ClosedLoop, OpenLoop, Percentiles, Target},
+    load::{self, CallError, ClosedLoop, OpenLoop, OpenOutcome, Percentiles, Target},
     machine::{MachineInfo, Placement},
     procfs::{self, CpuSnapshot},
-    programs::{Addresses, FRONTEND_CLIENT, Keys, Layout, Program, Stack, Wiring},
+    programs::{Addresses, FRONTEND_CLIENT, Keys, Layout, Program, Running, Stack, Wiring},
     targets::{GrpcGetProduct, Http, HttpGet, SettleAndPay, ThriftGetAccount},
 };
 
@@ -51,7 +51,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// About a minute and a half on a 2-core machine, after the build.
+    /// 4 to 8 minutes on a 2-core machine, after the build.
     pub fn full() -> Self {
         Self {
             mode: "full",
@@ -96,6 +96,8 @@ pub enum PathKey {
     BareHyper,
     DirectGrpc,
     DirectThrift,
+    TranslatorProduct,
+    TranslatorAccount,
     GatewayProduct,
     GatewayAccount,
     GatewayCatalogue,
@@ -103,10 +105,12 @@ pub enum PathKey {
 }
 
 impl PathKey {
-    pub const ALL: [PathKey; 7] = [
+    pub const ALL: [PathKey; 9] = [
         PathKey::BareHyper,
         PathKey::DirectGrpc,
         PathKey::DirectThrift,
+        PathKey::TranslatorProduct,
+        PathKey::TranslatorAccount,
         PathKey::GatewayProduct,
         PathKey::GatewayAccount,
         PathKey::GatewayCatalogue,
@@ -119,6 +123,8 @@ impl PathKey {
             PathKey::BareHyper => "bare-hyper",
             PathKey::DirectGrpc => "direct-grpc",
             PathKey::DirectThrift => "direct-thrift",
+            PathKey::TranslatorProduct => "translator-product",
+            PathKey::TranslatorAccount => "translator-account",
             PathKey::GatewayProduct => "gateway-product",
             PathKey::GatewayAccount => "gateway-account",
             PathKey::GatewayCatalogue => "gateway-catalogue",
@@ -135,11 +141,23 @@ impl PathKey {
             PathKey::BareHyper => "baseline: bare hyper, product JSON",
             PathKey::DirectGrpc => "baseline: warehouse GetProduct, Volo gRPC",
             PathKey::DirectThrift => "baseline: account GetAccountByUsername, Volo Thrift",
+            PathKey::TranslatorProduct => "floor: bare translator, REST → gRPC GetProduct",
+            PathKey::TranslatorAccount => {
+                "floor: bare translator, REST → Thrift GetAccountByUsername (token passed on)"
+            }
             PathKey::GatewayProduct => "gateway: GET /restful/products/{id}",
             PathKey::GatewayAccount => "gateway: GET /restful/accounts/{username} (JWT)",
             PathKey::GatewayCatalogue => "gateway: GET /restful/products",
             PathKey::SettleAndPay => "gateway: POST settlements + PATCH pay",
         }
+    }
+
+    /// Whether the path goes through the bare translator.
+    pub fn through_translator(self) -> bool {
+        matches!(
+            self,
+            PathKey::TranslatorProduct | PathKey::TranslatorAccount
+        )
     }
 
     /// The programs a request of this path runs through (whose CPU it costs).
@@ -148,6 +166,8 @@ impl PathKey {
             PathKey::BareHyper => &[Program::Baseline],
             PathKey::DirectGrpc => &[Program::Warehouse],
             PathKey::DirectThrift => &[Program::Account],
+            PathKey::TranslatorProduct => &[Program::Translator, Program::Warehouse],
+            PathKey::TranslatorAccount => &[Program::Translator, Program::Account],
             PathKey::GatewayProduct | PathKey::GatewayCatalogue => {
                 &[Program::Gateway, Program::Warehouse]
             }
@@ -459,12 +479,18 @@ impl ClosedTotals {
         }
         self.wall += delta.wall;
     }
+
+    /// Successful requests per second over the closed-loop turns.
+    fn throughput(&self) -> f64 {
+        self.ok as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
 }
 
 /// Measures every path: a warm-up each, then throughput and CPU in closed-loop turns that go
 /// round the paths `plan.rounds` times (so a drift of the machine's speed during the run touches
-/// a path and its baseline alike), then latency in an open loop per path at `plan.open_load`
-/// of its throughput.
+/// a path and its baseline alike), then latency in open-loop turns at `plan.open_load` of each
+/// path's throughput, taken round the paths the same way (so a stall of the machine lands in
+/// the tails of a path and its baseline alike, not of whichever path it happened to meet).
 async fn measure_paths(
     targets: Vec<(PathKey, AnyTarget)>,
     plan: &Plan,
@@ -511,23 +537,52 @@ async fn measure_paths(
         }
     }
 
-    let mut results = Vec::with_capacity(totals.len());
-    for path in totals {
-        if path.ok == 0 {
-            return Err(BenchError::NothingMeasured {
-                path: path.key.label().into(),
-                first_error: path.first_error.map_or_else(|| "none".into(), |e| e.0),
-            });
-        }
-        eprintln!("open loop: {}", path.key.label());
-        results.push(open_and_summarise(path, plan, placement, watched).await);
+    if let Some(path) = totals.iter_mut().find(|path| path.ok == 0) {
+        return Err(BenchError::NothingMeasured {
+            path: path.key.label().into(),
+            first_error: path
+                .first_error
+                .take()
+                .map_or_else(|| "none".into(), |e| e.0),
+        });
     }
-    Ok(results)
+    let open_turn = plan.open / rounds as u32;
+    let mut opens: Vec<Option<OpenOutcome>> = totals.iter().map(|_| None).collect();
+    for round in 1..=rounds {
+        for (path, open) in totals.iter().zip(&mut opens) {
+            eprintln!("open loop {round}/{rounds}: {}", path.key.label());
+            let outcome = load::open_loop(
+                &path.target,
+                &OpenLoop {
+                    rate: path.throughput() * plan.open_load,
+                    duration: open_turn,
+                    max_requests: plan.max_requests,
+                    timeout: plan.timeout,
+                    // Twice the closed loop's users. Past this, sending waits, and the wait
+                    // counts in the latency; without a bound, an HTTP/1.1 client answers every
+                    // hiccup by opening more connections, and the benchmark would measure its
+                    // own connection storm.
+                    max_in_flight: plan.concurrency * 2,
+                },
+            )
+            .await;
+            match open {
+                Some(open) => open.merge(outcome),
+                None => *open = Some(outcome),
+            }
+        }
+    }
+    Ok(totals
+        .into_iter()
+        .zip(opens)
+        .filter_map(|(path, open)| Some(summarise(path, open?, plan, placement, watched)))
+        .collect())
 }
 
-/// The open loop of one path, and its figures.
-async fn open_and_summarise(
+/// One path's figures, from its closed-loop totals and its open-loop turns.
+fn summarise(
     path: ClosedTotals,
+    open: OpenOutcome,
     plan: &Plan,
     placement: Placement,
     watched: &Watched,
@@ -557,22 +612,8 @@ async fn open_and_summarise(
                 .map(|i| (*program, per_request(used[i])))
         })
         .collect();
-    let throughput = path.ok as f64 / path.wall.as_secs_f64().max(1e-9);
+    let throughput = path.throughput();
 
-    let open = load::open_loop(
-        &path.target,
-        &OpenLoop {
-            rate: throughput * plan.open_load,
-            duration: plan.open,
-            max_requests: plan.max_requests,
-            timeout: plan.timeout,
-            // Twice the closed loop's users. Past this, sending waits, and the wait counts in
-            // the latency; without a bound, an HTTP/1.1 client answers every hiccup by opening
-            // more connections, and the benchmark would measure its own connection storm.
-            max_in_flight: plan.concurrency * 2,
-        },
-    )
-    .await;
     PathResult {
         key: path.key,
         concurrency: plan.concurrency,
@@ -615,7 +656,7 @@ async fn time_fresh_starts(
             Program::Warehouse => addresses.warehouse = fresh,
             Program::Payment => addresses.payment = fresh,
             Program::Gateway => addresses.gateway = fresh,
-            Program::Baseline => return Ok(starts),
+            Program::Baseline | Program::Translator => return Ok(starts),
         }
         let trial_wiring = Wiring {
             keys: wiring.keys,
@@ -666,24 +707,37 @@ pub async fn run(
     let body_file = work.join("product.json");
     std::fs::write(&body_file, &fixture.product_json)
         .map_err(BenchError::io("cannot write the baseline's body"))?;
-    let baseline = if plan.paths.contains(&PathKey::BareHyper) {
-        Some(layout.start_baseline(&body_file, &work).await?)
-    } else {
-        None
+    // The tool's own servers (bare hyper, bare translator), started only for paths that use
+    // them, and measured like the programs.
+    let mut baselines: Vec<(Program, Running)> = Vec::new();
+    if plan.paths.contains(&PathKey::BareHyper) {
+        let running = layout.start_baseline(&body_file, &work).await?;
+        baselines.push((Program::Baseline, running));
+    }
+    if plan.paths.iter().any(|key| key.through_translator()) {
+        let running = layout
+            .start_translator(wiring.addresses.warehouse, wiring.addresses.account, &work)
+            .await?;
+        baselines.push((Program::Translator, running));
+    }
+    let address_of = |program: Program| {
+        baselines
+            .iter()
+            .find(|(p, _)| *p == program)
+            .map(|(_, running)| running.address)
     };
-    let baseline_address = baseline.as_ref().map(|b| b.address);
+    for (program, running) in &baselines {
+        idle.insert(*program, procfs::rss_bytes(running.pid).unwrap_or(0));
+    }
 
-    let baseline_idle = baseline
-        .as_ref()
-        .map_or(0, |b| procfs::rss_bytes(b.pid).unwrap_or(0));
     let mut pids = BTreeMap::new();
     for program in Program::SERVICES {
         if let Some(running) = stack.get(program) {
             pids.insert(program, running.pid);
         }
     }
-    if let Some(baseline) = &baseline {
-        pids.insert(Program::Baseline, baseline.pid);
+    for (program, running) in &baselines {
+        pids.insert(*program, running.pid);
     }
     let watched = Watched { pids };
     let mut rss_load = BTreeMap::new();
@@ -696,7 +750,7 @@ pub async fn run(
         let http = http.clone();
         let target = match key {
             PathKey::BareHyper => {
-                let Some(address) = baseline_address else {
+                let Some(address) = address_of(Program::Baseline) else {
                     continue;
                 };
                 let bare = Http::new(address);
@@ -714,6 +768,24 @@ pub async fn run(
                 &fixture.user_token,
                 USER,
             )),
+            PathKey::TranslatorProduct | PathKey::TranslatorAccount => {
+                let Some(address) = address_of(Program::Translator) else {
+                    continue;
+                };
+                let (path, token, expected_len) = if key == PathKey::TranslatorProduct {
+                    (&product_path, None, fixture.product_json.len())
+                } else {
+                    (
+                        &account_path,
+                        Some(fixture.user_token.as_str()),
+                        fixture.account_bytes,
+                    )
+                };
+                AnyTarget::Http(
+                    HttpGet::new(Http::new(address), path, token, expected_len)
+                        .map_err(request_error)?,
+                )
+            }
             PathKey::GatewayProduct => AnyTarget::Http(
                 HttpGet::new(http, &product_path, None, fixture.product_json.len())
                     .map_err(request_error)?,
@@ -788,15 +860,15 @@ pub async fn run(
             starts,
         });
     }
-    if let Some(baseline) = baseline {
+    for (program, running) in baselines {
         programs.push(ProgramResult {
-            program: Program::Baseline,
-            rss_idle: baseline_idle,
-            rss_load: rss_load.get(&Program::Baseline).copied().unwrap_or(0),
-            rss_peak: procfs::peak_rss_bytes(baseline.pid).unwrap_or(0),
-            starts: vec![baseline.ready_after],
+            program,
+            rss_idle: idle.get(&program).copied().unwrap_or(0),
+            rss_load: rss_load.get(&program).copied().unwrap_or(0),
+            rss_peak: procfs::peak_rss_bytes(running.pid).unwrap_or(0),
+            starts: vec![running.ready_after],
         });
-        baseline.stop(Duration::from_secs(1));
+        running.stop(Duration::from_secs(1));
     }
     stack.stop();
     Ok(Results {

@@ -163,6 +163,26 @@ impl Target for HttpGet {
     }
 }
 
+/// A Volo gRPC client of the warehouse at `address`, with the tool's deadline.
+pub fn warehouse_client(address: SocketAddr) -> WarehouseServiceClient {
+    WarehouseServiceClientBuilder::new("warehouse")
+        .caller_name("bench")
+        .address(address)
+        .rpc_timeout(Some(RPC_DEADLINE))
+        .connect_timeout(RPC_DEADLINE)
+        .build()
+}
+
+/// A Volo Thrift client of the account service at `address`, with the tool's deadline.
+pub fn account_client(address: SocketAddr) -> AccountServiceClient {
+    AccountServiceClientBuilder::new("account")
+        .caller_name("bench")
+        .address(address)
+        .rpc_timeout(Some(RPC_DEADLINE))
+        .connect_timeout(Some(RPC_DEADLINE))
+        .build()
+}
+
 /// `warehouse.WarehouseService/GetProduct`, straight to the warehouse.
 #[derive(Clone)]
 pub struct GrpcGetProduct {
@@ -172,13 +192,10 @@ pub struct GrpcGetProduct {
 
 impl GrpcGetProduct {
     pub fn new(address: SocketAddr, id: i64) -> Self {
-        let client = WarehouseServiceClientBuilder::new("warehouse")
-            .caller_name("bench")
-            .address(address)
-            .rpc_timeout(Some(RPC_DEADLINE))
-            .connect_timeout(RPC_DEADLINE)
-            .build();
-        Self { client, id }
+        Self {
+            client: warehouse_client(address),
+            id,
+        }
     }
 }
 
@@ -209,14 +226,8 @@ pub struct ThriftGetAccount {
 
 impl ThriftGetAccount {
     pub fn new(address: SocketAddr, token: &str, username: &str) -> Self {
-        let client = AccountServiceClientBuilder::new("account")
-            .caller_name("bench")
-            .address(address)
-            .rpc_timeout(Some(RPC_DEADLINE))
-            .connect_timeout(Some(RPC_DEADLINE))
-            .build();
         Self {
-            client,
+            client: account_client(address),
             metadata: Arc::new(CallMetadata {
                 token: Some(token.to_owned()),
                 request_id: None,

@@ -10,6 +10,11 @@ mod payments;
 mod products;
 mod settlements;
 
+/// The JSON shapes of a product and an account, for programs that must answer with the same
+/// bytes (the benchmark's bare translator).
+pub use accounts::AccountView;
+pub use products::ProductView;
+
 use axum::{
     Json, Router,
     handler::Handler,
