@@ -125,7 +125,7 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<Account>, StoreError> {
-        let rows = sqlx::query(&select_account("username", false))
+        let rows = sqlx::query(SELECT_ACCOUNT_BY_USERNAME)
             .bind(username.as_str())
             .fetch_all(self.database.pool())
             .await?;
@@ -133,7 +133,7 @@ impl Store {
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let rows = sqlx::query(&select_account("id", false))
+        let rows = sqlx::query(SELECT_ACCOUNT_BY_ID)
             .bind(id)
             .fetch_all(self.database.pool())
             .await?;
@@ -145,7 +145,7 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
-        let rows = sqlx::query(&select_account("username", true))
+        let rows = sqlx::query(SELECT_CREDENTIALS)
             .bind(username.as_str())
             .fetch_all(self.database.pool())
             .await?;
@@ -247,19 +247,28 @@ where
 }
 
 /// `SELECT` of an account and its roles, one row per role (a NULL role for an account without
-/// any), by `key_column` = `$1`; with the password hash only when a login is being checked.
-/// One statement rather than the account and then its roles: on SQLite every statement is a
-/// round trip to the connection's worker thread, and this is the hottest read.
-fn select_account(key_column: &str, with_hash: bool) -> String {
-    let hash = if with_hash { ", a.password_hash" } else { "" };
-    format!(
-        "SELECT a.id, a.username, a.name, a.avatar, a.telephone, a.email, a.location{hash}, \
-         r.role FROM accounts a LEFT JOIN account_roles r ON r.account_id = a.id \
-         WHERE a.{key_column} = $1"
-    )
+/// any), by the `key` column = `$1`, with `extra` columns after the profile (the password hash,
+/// only when a login is being checked). One statement rather than the account and then its
+/// roles: on SQLite every statement is a round trip to the connection's worker thread, and this
+/// is the hottest read. Built at compile time: the text is the statement cache's key.
+macro_rules! select_account {
+    ($key:literal $(, $extra:literal)?) => {
+        concat!(
+            "SELECT a.id, a.username, a.name, a.avatar, a.telephone, a.email, a.location",
+            $($extra,)?
+            ", r.role FROM accounts a LEFT JOIN account_roles r ON r.account_id = a.id \
+             WHERE a.",
+            $key,
+            " = $1"
+        )
+    };
 }
 
-/// The account in the rows of [`select_account`], if there are any.
+const SELECT_ACCOUNT_BY_USERNAME: &str = select_account!("username");
+const SELECT_ACCOUNT_BY_ID: &str = select_account!("id");
+const SELECT_CREDENTIALS: &str = select_account!("username", ", a.password_hash");
+
+/// The account in the rows of a `select_account!` statement, if there are any.
 fn account_from_rows(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);

@@ -17,7 +17,7 @@ use rpc_idl::warehouse::{
 };
 use volo::loadbalance::random::WeightedRandomBalance;
 use volo::net::Address;
-use volo_grpc::{Code, Status};
+use volo_grpc::{Code, Status, client::ClientBuilder};
 
 use crate::{
     service_token::{ServiceTokenError, ServiceTokenSource},
@@ -92,6 +92,18 @@ pub struct WarehouseClient {
     tokens: Arc<dyn ServiceTokenSource>,
 }
 
+/// What every warehouse client of the payment service says and waits: its caller name, and
+/// `rpc_timeout` for a call and for a connect.
+fn with_our_settings<IL, OL, C, LB, Req, Resp>(
+    builder: ClientBuilder<IL, OL, C, LB, Req, Resp>,
+    rpc_timeout: Duration,
+) -> ClientBuilder<IL, OL, C, LB, Req, Resp> {
+    builder
+        .caller_name("payment")
+        .rpc_timeout(Some(rpc_timeout))
+        .connect_timeout(rpc_timeout)
+}
+
 impl WarehouseClient {
     /// Calls spread over `discover`'s addresses, each with deadline `rpc_timeout`.
     pub fn new(
@@ -99,13 +111,11 @@ impl WarehouseClient {
         rpc_timeout: Duration,
         tokens: Arc<dyn ServiceTokenSource>,
     ) -> Self {
-        let client = WarehouseServiceClientBuilder::new("warehouse")
-            .load_balance(WeightedRandomBalance::<()>::new())
-            .discover(discover.clone())
-            .rpc_timeout(Some(rpc_timeout))
-            .connect_timeout(rpc_timeout)
-            .caller_name("payment")
-            .build();
+        let client =
+            with_our_settings(WarehouseServiceClientBuilder::new("warehouse"), rpc_timeout)
+                .load_balance(WeightedRandomBalance::<()>::new())
+                .discover(discover.clone())
+                .build();
         Self {
             client,
             discover,
@@ -215,12 +225,12 @@ impl WarehouseClient {
     /// A client of one replica only. Built afresh (with its own connection) on the rare path
     /// that needs it: a per-call address on the shared client would make another kind of client.
     fn client_of(&self, address: Address) -> WarehouseServiceClient {
-        WarehouseServiceClientBuilder::new("warehouse")
-            .address(address)
-            .rpc_timeout(Some(self.rpc_timeout))
-            .connect_timeout(self.rpc_timeout)
-            .caller_name("payment")
-            .build()
+        with_our_settings(
+            WarehouseServiceClientBuilder::new("warehouse"),
+            self.rpc_timeout,
+        )
+        .address(address)
+        .build()
     }
 
     /// Makes one call with the service's token and `request_id` in its metadata. A status
