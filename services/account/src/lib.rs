@@ -102,8 +102,7 @@ impl Application {
             move || serving.store(false, Ordering::Release),
             |incoming, shutdown| async move {
                 // A Thrift server stops when its incoming stream ends, so it takes no shutdown
-                // future; driving the signal here runs `on_shutdown` the moment stop fires, and
-                // only then ends the incoming stream.
+                // future; driving the signal here still runs `on_shutdown` the moment stop fires.
                 tokio::spawn(shutdown);
                 server.run(incoming).await
             },

@@ -100,9 +100,8 @@ pub struct ServerTask {
 
 impl ServerTask {
     /// `run` starts the Volo server on the given incoming connections; gRPC servers also take
-    /// the shutdown signal, Thrift servers stop when the incoming stream ends. `run` must drive
-    /// the signal (a Thrift server spawns it): it runs `on_shutdown` the moment shutdown begins
-    /// (to flip health to NOT_SERVING), and only then ends the incoming stream. `server` gives the drain
+    /// the shutdown signal, Thrift servers stop when the incoming stream ends. `on_shutdown` runs
+    /// the moment shutdown begins (to flip health to NOT_SERVING). `server` gives the drain
     /// deadline, and the listen address that errors name.
     pub fn new<F, E>(
         name: &'static str,
@@ -118,21 +117,15 @@ impl ServerTask {
     {
         let address = local_address(&listener, &server.listen)?;
         let drain = Duration::from_secs(server.drain_seconds);
-        // The listener closes only after `on_shutdown` has run: once its incoming stream ends,
-        // volo-thrift tells clients to drop their connections, and an answer given in between
-        // would still say SERVING on a connection about to go away.
-        let close_listener = CancellationToken::new();
         let signal: ShutdownSignal = {
             let stop = stop.clone();
-            let close_listener = close_listener.clone();
             Box::pin(async move {
                 stop.cancelled().await;
                 on_shutdown();
-                close_listener.cancel();
                 Ok(())
             })
         };
-        let serving = run(StoppableIncoming::new(listener, close_listener), signal);
+        let serving = run(StoppableIncoming::new(listener, stop.clone()), signal);
         let future = async move {
             let served = with_drain_deadline(serving, stop, drain).await;
             tracing::info!("{name} server stopped");
@@ -202,53 +195,5 @@ impl BoundService {
         }
         self.database.close().await;
         served
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use volo::net::incoming::Incoming as _;
-
-    use super::*;
-
-    /// Health must say NOT_SERVING before the listener closes: volo-thrift tells clients to drop
-    /// their connections as soon as its incoming stream ends.
-    #[tokio::test]
-    async fn on_shutdown_runs_before_the_incoming_stream_ends() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let stop = CancellationToken::new();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let note = |order: &Arc<Mutex<Vec<&'static str>>>, what| {
-            order.lock().expect("order").push(what);
-        };
-        let (on_shutdown, ended) = (order.clone(), order.clone());
-        let task = ServerTask::new(
-            "test",
-            listener,
-            &ServerConfig::with_listen("127.0.0.1:0"),
-            stop.clone(),
-            move || note(&on_shutdown, "on_shutdown"),
-            |mut incoming, shutdown| async move {
-                // As the account service does: the server only watches its incoming stream.
-                tokio::spawn(shutdown);
-                let next = incoming.accept().await;
-                note(&ended, "incoming ended");
-                match next {
-                    Ok(None) => Ok(()),
-                    _ => Err("the stream should have ended"),
-                }
-            },
-        )
-        .expect("server task");
-        let running = tokio::spawn(task.run());
-        tokio::task::yield_now().await;
-        stop.cancel();
-        running.await.expect("task").expect("clean stop");
-        assert_eq!(
-            *order.lock().expect("order"),
-            ["on_shutdown", "incoming ended"]
-        );
     }
 }
