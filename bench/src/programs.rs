@@ -401,15 +401,9 @@ impl Layout {
         body_file: &Path,
         dir: &Path,
     ) -> Result<Running, BenchError> {
-        let address = free_address()?;
-        let args = [
-            OsArg::from("baseline-server"),
-            OsArg::from("--listen"),
-            OsArg::from(address.to_string()),
-            OsArg::from("--body-file"),
-            body_file.as_os_str().to_owned(),
-        ];
-        self.spawn(Program::Baseline, &args, address, dir).await
+        let args = [OsArg::from("--body-file"), body_file.as_os_str().to_owned()];
+        self.start_own_server(Program::Baseline, "baseline-server", &args, dir)
+            .await
     }
 
     /// Starts the bare translator in front of the warehouse and the account service.
@@ -419,17 +413,33 @@ impl Layout {
         account: SocketAddr,
         dir: &Path,
     ) -> Result<Running, BenchError> {
-        let address = free_address()?;
         let args = [
-            OsArg::from("translator-server"),
-            OsArg::from("--listen"),
-            OsArg::from(address.to_string()),
             OsArg::from("--warehouse"),
             OsArg::from(warehouse.to_string()),
             OsArg::from("--account"),
             OsArg::from(account.to_string()),
         ];
-        self.spawn(Program::Translator, &args, address, dir).await
+        self.start_own_server(Program::Translator, "translator-server", &args, dir)
+            .await
+    }
+
+    /// Starts one of this tool's own servers (`bookstore-bench <mode> --listen <free address>
+    /// <args>`).
+    async fn start_own_server(
+        &self,
+        program: Program,
+        mode: &str,
+        args: &[OsArg],
+        dir: &Path,
+    ) -> Result<Running, BenchError> {
+        let address = free_address()?;
+        let mut command = vec![
+            OsArg::from(mode),
+            OsArg::from("--listen"),
+            OsArg::from(address.to_string()),
+        ];
+        command.extend_from_slice(args);
+        self.spawn(program, &command, address, dir).await
     }
 
     async fn spawn(

@@ -78,7 +78,7 @@ impl Application {
     ) -> Result<Self, BuildError> {
         let verifier = settings.auth.verifier()?;
         let admin = admin_account(&settings.admin)?;
-        let hasher = PasswordHasher::new(&settings.password_hashing).await?;
+        let hasher = PasswordHasher::new(&settings.password_hashing)?;
         let database = Database::connect(&settings.database, MIGRATIONS).await?;
         let accounts = Accounts::new(Store::new(database.clone()), hasher.clone());
         if accounts

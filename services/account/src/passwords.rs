@@ -70,7 +70,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     /// Checks the parameters.
-    pub async fn new(config: &HashingConfig) -> Result<Self, HashError> {
+    pub fn new(config: &HashingConfig) -> Result<Self, HashError> {
         let params = Params::new(
             config.memory_kib,
             config.iterations,
@@ -187,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_salted_argon2id_and_verify_only_the_right_password() {
-        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let hasher = PasswordHasher::new(&cheap()).expect("hasher");
         let password = Password::new("correct horse").expect("password");
         let first = hasher.hash(&password).await.expect("hash");
         let second = hasher.hash(&password).await.expect("hash");
@@ -212,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_dummy_hash_is_made_once_with_the_configured_parameters() {
-        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let hasher = PasswordHasher::new(&cheap()).expect("hasher");
         hasher.prepare_in_background();
         let password = Password::new("correct horse").expect("password");
         // Whether or not the background task got there first, both checks use one dummy.
@@ -231,7 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_made_with_other_parameters_still_verify() {
-        let old = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let old = PasswordHasher::new(&cheap()).expect("hasher");
         let password = Password::new("pw").expect("password");
         let hash = old.hash(&password).await.expect("hash");
         let new = PasswordHasher::new(&HashingConfig {
@@ -239,7 +239,6 @@ mod tests {
             iterations: 2,
             ..cheap()
         })
-        .await
         .expect("hasher");
         assert!(new.verify(&password, Some(&hash)).await.expect("verify"));
     }
@@ -251,10 +250,10 @@ mod tests {
             ..cheap()
         };
         assert!(matches!(
-            PasswordHasher::new(&too_little_memory).await,
+            PasswordHasher::new(&too_little_memory),
             Err(HashError::Parameters(_))
         ));
-        let hasher = PasswordHasher::new(&cheap()).await.expect("hasher");
+        let hasher = PasswordHasher::new(&cheap()).expect("hasher");
         let garbage = PasswordHash::from_stored("not a hash".into());
         assert!(matches!(
             hasher
