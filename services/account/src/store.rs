@@ -75,10 +75,14 @@ impl Store {
         hash: &PasswordHash,
         roles: &[Role],
     ) -> Result<Account, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        let created = insert_in(&mut tx, account, hash, roles).await?;
-        tx.commit().await?;
-        Ok(created)
+        let (account, hash, roles) = (account.clone(), hash.clone(), roles.to_vec());
+        self.database
+            .write(move |mut tx| async move {
+                let created = insert_in(&mut tx, &account, &hash, &roles).await?;
+                tx.commit().await?;
+                Ok(created)
+            })
+            .await
     }
 
     /// Whether any account exists.
@@ -101,24 +105,28 @@ impl Store {
         hash: &PasswordHash,
         roles: &[Role],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        if count > 0 {
-            return Ok(false);
-        }
-        match insert_in(&mut tx, account, hash, roles).await {
-            Ok(_) => {}
-            Err(StoreError::Conflict(_)) => return Ok(false),
-            Err(other) => return Err(other),
-        }
-        match tx.commit().await.map_err(StoreError::from) {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(other) => Err(other),
-        }
+        let (account, hash, roles) = (account.clone(), hash.clone(), roles.to_vec());
+        self.database
+            .write(move |mut tx| async move {
+                let count: i64 = sqlx::query("SELECT COUNT(*) FROM accounts")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                if count > 0 {
+                    return Ok(false);
+                }
+                match insert_in(&mut tx, &account, &hash, &roles).await {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => return Ok(false),
+                    Err(other) => return Err(other),
+                }
+                match tx.commit().await.map_err(StoreError::from) {
+                    Ok(()) => Ok(true),
+                    Err(StoreError::Conflict(_)) => Ok(false),
+                    Err(other) => Err(other),
+                }
+            })
+            .await
     }
 
     pub async fn find_by_username(
@@ -164,31 +172,35 @@ impl Store {
         update: &ProfileUpdate,
         new_hash: Option<&PasswordHash>,
     ) -> Result<Option<Account>, StoreError> {
-        let profile = &update.profile;
-        let mut tx = self.database.begin_write().await?;
-        // COALESCE keeps the stored hash when no new one is bound.
-        let sql = format!(
-            "UPDATE accounts SET name = $1, avatar = $2, telephone = $3, email = $4, \
-             location = $5, password_hash = COALESCE($6, password_hash), updated_at = $7 \
-             WHERE id = $8 RETURNING {ACCOUNT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(profile.name.as_str())
-            .bind(profile.avatar.as_deref())
-            .bind(profile.telephone.as_ref().map(|t| t.as_str()))
-            .bind(profile.email.as_ref().map(|e| e.as_str()))
-            .bind(profile.location.as_deref())
-            .bind(new_hash.map(PasswordHash::as_stored))
-            .bind(now_millis())
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let roles = roles_of(&mut *tx, id).await?;
-        tx.commit().await?;
-        account_from_row(&row, roles).map(Some)
+        let (update, new_hash) = (update.clone(), new_hash.cloned());
+        self.database
+            .write(move |mut tx| async move {
+                let profile = &update.profile;
+                // COALESCE keeps the stored hash when no new one is bound.
+                let sql = format!(
+                    "UPDATE accounts SET name = $1, avatar = $2, telephone = $3, email = $4, \
+                     location = $5, password_hash = COALESCE($6, password_hash), updated_at = $7 \
+                     WHERE id = $8 RETURNING {ACCOUNT_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(profile.name.as_str())
+                    .bind(profile.avatar.as_deref())
+                    .bind(profile.telephone.as_ref().map(|t| t.as_str()))
+                    .bind(profile.email.as_ref().map(|e| e.as_str()))
+                    .bind(profile.location.as_deref())
+                    .bind(new_hash.as_ref().map(PasswordHash::as_stored))
+                    .bind(now_millis())
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let roles = roles_of(&mut *tx, id).await?;
+                tx.commit().await?;
+                account_from_row(&row, roles).map(Some)
+            })
+            .await
     }
 }
 

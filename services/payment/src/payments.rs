@@ -153,18 +153,18 @@ impl Payments {
 
         let created_ms = now_ms();
         let new = NewPayment {
-            pay_id: &pay_id,
+            pay_id: pay_id.clone(),
             account_id,
-            items: &items,
+            items,
             total_cents: total,
-            purchase: &settlement.purchase,
+            purchase: settlement.purchase,
             created_ms,
             expires_ms: created_ms.saturating_add(rules.payment_window_ms),
         };
-        let keyed = key.as_ref().map(|key| KeyedRequest {
+        let keyed = key.map(|key| KeyedRequest {
             key,
             operation: Operation::Settle,
-            fingerprint: &fingerprint,
+            fingerprint: fingerprint.clone(),
         });
         let outcome = self.store.create_payment(new, guard, keyed).await;
         match outcome {
@@ -243,10 +243,10 @@ impl Payments {
         operation: Operation,
         key: Option<IdempotencyKey>,
     ) -> Result<Payment, PaymentError> {
-        let keyed = key.as_ref().map(|key| KeyedRequest {
+        let keyed = key.clone().map(|key| KeyedRequest {
             key,
             operation,
-            fingerprint: pay_id,
+            fingerprint: pay_id.to_owned(),
         });
         let outcome = self
             .store

@@ -63,22 +63,22 @@ pub struct OutboxEntry {
 }
 
 /// What a new payment is made of.
-pub struct NewPayment<'a> {
-    pub pay_id: &'a str,
+pub struct NewPayment {
+    pub pay_id: String,
     pub account_id: i64,
-    pub items: &'a [PaymentItem],
+    pub items: Vec<PaymentItem>,
     pub total_cents: i64,
-    pub purchase: &'a Purchase,
+    pub purchase: Purchase,
     pub created_ms: i64,
     pub expires_ms: i64,
 }
 
 /// An idempotency key with the request it was sent with.
-#[derive(Clone, Copy)]
-pub struct KeyedRequest<'a> {
-    pub key: &'a IdempotencyKey,
+#[derive(Clone)]
+pub struct KeyedRequest {
+    pub key: IdempotencyKey,
     pub operation: Operation,
-    pub fingerprint: &'a str,
+    pub fingerprint: String,
 }
 
 #[derive(Debug)]
@@ -140,10 +140,15 @@ impl Store {
         due_ms: i64,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        let id = insert_outbox(&mut tx, pay_id, OutboxAction::Release, due_ms, now_ms).await?;
-        tx.commit().await?;
-        Ok(id)
+        let pay_id = pay_id.to_owned();
+        self.database
+            .write(move |mut tx| async move {
+                let id =
+                    insert_outbox(&mut tx, &pay_id, OutboxAction::Release, due_ms, now_ms).await?;
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await
     }
 
     /// Drops a guard that was never claimed (the reservation was refused, so nothing is owed).
@@ -174,74 +179,80 @@ impl Store {
     /// idempotency key, all in one transaction.
     pub async fn create_payment(
         &self,
-        new: NewPayment<'_>,
+        new: NewPayment,
         guard_id: i64,
-        keyed: Option<KeyedRequest<'_>>,
+        keyed: Option<KeyedRequest>,
     ) -> Result<CreateOutcome, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        let guard = sqlx::query(
-            "DELETE FROM warehouse_outbox WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
-        )
-        .bind(guard_id)
-        .execute(&mut *tx)
-        .await?;
-        if guard.rows_affected() != 1 {
-            return Ok(CreateOutcome::GuardFired);
-        }
-        let id: i64 = sqlx::query(
-            "INSERT INTO payments (pay_id, account_id, total_cents, state, created_ms, \
-             expires_ms, updated_ms, recipient_name, telephone, location, pay_method, delivery) \
-             VALUES ($1, $2, $3, 'WAITING', $4, $5, $4, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(new.pay_id)
-        .bind(new.account_id)
-        .bind(new.total_cents)
-        .bind(new.created_ms)
-        .bind(new.expires_ms)
-        .bind(&new.purchase.name)
-        .bind(&new.purchase.telephone)
-        .bind(&new.purchase.location)
-        .bind(&new.purchase.pay)
-        .bind(&new.purchase.delivery)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        for item in new.items {
-            sqlx::query(
-                "INSERT INTO payment_items (pay_id, product_id, amount, price_cents) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(new.pay_id)
-            .bind(item.product_id)
-            .bind(item.amount)
-            .bind(item.price_cents)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let payment = Payment {
-            id,
-            pay_id: new.pay_id.to_owned(),
-            account_id: new.account_id,
-            items: new.items.to_vec(),
-            total_cents: new.total_cents,
-            state: PayState::Waiting,
-            created_ms: new.created_ms,
-            expires_ms: new.expires_ms,
-        };
-        if let Some(keyed) = keyed
-            && !remember(&mut tx, new.account_id, keyed, &payment, new.created_ms).await?
-        {
-            tx.rollback().await?;
-            return match self.replay(new.account_id, keyed.key).await? {
-                Some(replay) => Ok(CreateOutcome::KeyTaken(replay)),
-                None => Err(corrupt(
-                    "idempotency_keys",
-                    "a key conflicted but cannot be read".into(),
-                )),
-            };
-        }
-        tx.commit().await?;
-        Ok(CreateOutcome::Created(payment))
+        let store = self.clone();
+        self.database
+            .write(move |mut tx| async move {
+                let guard = sqlx::query(
+                    "DELETE FROM warehouse_outbox \
+                     WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
+                )
+                .bind(guard_id)
+                .execute(&mut *tx)
+                .await?;
+                if guard.rows_affected() != 1 {
+                    return Ok(CreateOutcome::GuardFired);
+                }
+                let id: i64 = sqlx::query(
+                    "INSERT INTO payments (pay_id, account_id, total_cents, state, created_ms, \
+                     expires_ms, updated_ms, recipient_name, telephone, location, pay_method, \
+                     delivery) VALUES ($1, $2, $3, 'WAITING', $4, $5, $4, $6, $7, $8, $9, $10) \
+                     RETURNING id",
+                )
+                .bind(&new.pay_id)
+                .bind(new.account_id)
+                .bind(new.total_cents)
+                .bind(new.created_ms)
+                .bind(new.expires_ms)
+                .bind(&new.purchase.name)
+                .bind(&new.purchase.telephone)
+                .bind(&new.purchase.location)
+                .bind(&new.purchase.pay)
+                .bind(&new.purchase.delivery)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+                for item in &new.items {
+                    sqlx::query(
+                        "INSERT INTO payment_items (pay_id, product_id, amount, price_cents) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&new.pay_id)
+                    .bind(item.product_id)
+                    .bind(item.amount)
+                    .bind(item.price_cents)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let payment = Payment {
+                    id,
+                    pay_id: new.pay_id,
+                    account_id: new.account_id,
+                    items: new.items,
+                    total_cents: new.total_cents,
+                    state: PayState::Waiting,
+                    created_ms: new.created_ms,
+                    expires_ms: new.expires_ms,
+                };
+                if let Some(keyed) = &keyed
+                    && !remember(&mut tx, new.account_id, keyed, &payment, new.created_ms).await?
+                {
+                    tx.rollback().await?;
+                    return match store.replay(new.account_id, &keyed.key).await? {
+                        Some(replay) => Ok(CreateOutcome::KeyTaken(replay)),
+                        None => Err(corrupt(
+                            "idempotency_keys",
+                            "a key conflicted but cannot be read".into(),
+                        )),
+                    };
+                }
+                tx.commit().await?;
+                Ok(CreateOutcome::Created(payment))
+            })
+            .await
     }
 
     // ---- pay and cancel ------------------------------------------------------------------
@@ -255,90 +266,96 @@ impl Store {
         account_id: i64,
         change: Change,
         now_ms: i64,
-        keyed: Option<KeyedRequest<'_>>,
+        keyed: Option<KeyedRequest>,
     ) -> Result<ChangeOutcome, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        if let Some(keyed) = keyed
-            && let Some(replay) = find_replay(&mut tx, account_id, keyed.key).await?
-        {
-            return Ok(ChangeOutcome::Replayed(replay));
-        }
-        let Some(mut payment) = load_payment(&mut tx, pay_id).await? else {
-            return Ok(ChangeOutcome::NotFound);
-        };
-        if !payment.is_owned_by(account_id) {
-            return Ok(ChangeOutcome::NotOwner);
-        }
-        let (target, action) = match change {
-            Change::Pay { .. } => (PayState::Payed, OutboxAction::Commit),
-            Change::Cancel => (PayState::Cancel, OutboxAction::Release),
-        };
-        let changed = sqlx::query(
-            "UPDATE payments SET state = $2, updated_ms = $3 \
-             WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms > $3",
-        )
-        .bind(pay_id)
-        .bind(target.as_str())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if changed.rows_affected() != 1 {
-            // Lost a race, or the window closed. Read the state as it is now.
-            let current = load_state(&mut tx, pay_id).await?;
-            if current == Some(PayState::Waiting) {
-                let call = time_out_in(&mut tx, pay_id, now_ms).await?;
+        let store = self.clone();
+        let pay_id = pay_id.to_owned();
+        self.database
+            .write(move |mut tx| async move {
+                if let Some(keyed) = &keyed
+                    && let Some(replay) = find_replay(&mut tx, account_id, &keyed.key).await?
+                {
+                    return Ok(ChangeOutcome::Replayed(replay));
+                }
+                let Some(mut payment) = load_payment(&mut tx, &pay_id).await? else {
+                    return Ok(ChangeOutcome::NotFound);
+                };
+                if !payment.is_owned_by(account_id) {
+                    return Ok(ChangeOutcome::NotOwner);
+                }
+                let (target, action) = match change {
+                    Change::Pay { .. } => (PayState::Payed, OutboxAction::Commit),
+                    Change::Cancel => (PayState::Cancel, OutboxAction::Release),
+                };
+                let changed = sqlx::query(
+                    "UPDATE payments SET state = $2, updated_ms = $3 \
+                     WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms > $3",
+                )
+                .bind(&pay_id)
+                .bind(target.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() != 1 {
+                    // Lost a race, or the window closed. Read the state as it is now.
+                    let current = load_state(&mut tx, &pay_id).await?;
+                    if current == Some(PayState::Waiting) {
+                        let call = time_out_in(&mut tx, &pay_id, now_ms).await?;
+                        tx.commit().await?;
+                        return Ok(ChangeOutcome::TimedOut { call });
+                    }
+                    return Ok(match current {
+                        Some(state) => ChangeOutcome::NotWaiting(state),
+                        None => ChangeOutcome::NotFound,
+                    });
+                }
+                if let Change::Pay {
+                    opening_balance_cents,
+                } = change
+                {
+                    ensure_wallet(&mut tx, account_id, opening_balance_cents, now_ms).await?;
+                    let debited = sqlx::query(
+                        "UPDATE wallets SET balance_cents = balance_cents - $2, updated_ms = $3 \
+                         WHERE account_id = $1 AND balance_cents >= $2",
+                    )
+                    .bind(account_id)
+                    .bind(payment.total_cents)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    if debited.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Ok(ChangeOutcome::InsufficientBalance);
+                    }
+                }
+                let call_id = insert_outbox(&mut tx, &pay_id, action, now_ms, now_ms).await?;
+                payment.state = target;
+                if let Some(keyed) = &keyed
+                    && !remember(&mut tx, account_id, keyed, &payment, now_ms).await?
+                {
+                    // A concurrent request with this key committed first (PostgreSQL); its
+                    // answer wins.
+                    tx.rollback().await?;
+                    return match store.replay(account_id, &keyed.key).await? {
+                        Some(replay) => Ok(ChangeOutcome::Replayed(replay)),
+                        None => Err(corrupt(
+                            "idempotency_keys",
+                            "a key conflicted but cannot be read".into(),
+                        )),
+                    };
+                }
                 tx.commit().await?;
-                return Ok(ChangeOutcome::TimedOut { call });
-            }
-            return Ok(match current {
-                Some(state) => ChangeOutcome::NotWaiting(state),
-                None => ChangeOutcome::NotFound,
-            });
-        }
-        if let Change::Pay {
-            opening_balance_cents,
-        } = change
-        {
-            ensure_wallet(&mut tx, account_id, opening_balance_cents, now_ms).await?;
-            let debited = sqlx::query(
-                "UPDATE wallets SET balance_cents = balance_cents - $2, updated_ms = $3 \
-                 WHERE account_id = $1 AND balance_cents >= $2",
-            )
-            .bind(account_id)
-            .bind(payment.total_cents)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            if debited.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(ChangeOutcome::InsufficientBalance);
-            }
-        }
-        let call_id = insert_outbox(&mut tx, pay_id, action, now_ms, now_ms).await?;
-        payment.state = target;
-        if let Some(keyed) = keyed
-            && !remember(&mut tx, account_id, keyed, &payment, now_ms).await?
-        {
-            // A concurrent request with this key committed first (PostgreSQL); its answer wins.
-            tx.rollback().await?;
-            return match self.replay(account_id, keyed.key).await? {
-                Some(replay) => Ok(ChangeOutcome::Replayed(replay)),
-                None => Err(corrupt(
-                    "idempotency_keys",
-                    "a key conflicted but cannot be read".into(),
-                )),
-            };
-        }
-        tx.commit().await?;
-        Ok(ChangeOutcome::Changed {
-            payment,
-            call: OutboxEntry {
-                id: call_id,
-                pay_id: pay_id.to_owned(),
-                action,
-                attempts: 0,
-            },
-        })
+                Ok(ChangeOutcome::Changed {
+                    payment,
+                    call: OutboxEntry {
+                        id: call_id,
+                        pay_id,
+                        action,
+                        attempts: 0,
+                    },
+                })
+            })
+            .await
     }
 
     // ---- expiry --------------------------------------------------------------------------
@@ -365,10 +382,14 @@ impl Store {
         pay_id: &str,
         now_ms: i64,
     ) -> Result<Option<OutboxEntry>, StoreError> {
-        let mut tx = self.database.begin_write().await?;
-        let call = time_out_in(&mut tx, pay_id, now_ms).await?;
-        tx.commit().await?;
-        Ok(call)
+        let pay_id = pay_id.to_owned();
+        self.database
+            .write(move |mut tx| async move {
+                let call = time_out_in(&mut tx, &pay_id, now_ms).await?;
+                tx.commit().await?;
+                Ok(call)
+            })
+            .await
     }
 
     /// Forgets idempotency keys and delivered outbox rows older than `cutoff_ms`.
@@ -622,7 +643,7 @@ async fn load_payment(
 async fn remember(
     conn: &mut AnyConnection,
     account_id: i64,
-    keyed: KeyedRequest<'_>,
+    keyed: &KeyedRequest,
     payment: &Payment,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -636,7 +657,7 @@ async fn remember(
     .bind(account_id)
     .bind(keyed.key.as_str())
     .bind(keyed.operation.as_str())
-    .bind(keyed.fingerprint)
+    .bind(keyed.fingerprint.as_str())
     .bind(response)
     .bind(now_ms)
     .execute(conn)

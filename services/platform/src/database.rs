@@ -5,8 +5,15 @@
 //! sqlx's `Any` driver: `$1` placeholders, `BIGINT` integers (money in cents, times in Unix
 //! milliseconds), `TEXT` strings, `INSERT … RETURNING`, `ON CONFLICT`. Only the migrations differ
 //! per backend (key generation, types), in `migrations/sqlite` and `migrations/postgres`.
+//!
+//! Every write transaction runs through [`Database::write`], on a task of its own. sqlx cannot
+//! end a transaction whose future is dropped half-way: a `BEGIN` whose answer was still on its
+//! way leaves the pooled connection inside a transaction that nobody owns (on SQLite holding the
+//! write lock for good; on PostgreSQL letting the next borrower's statements join it). A request
+//! future is dropped whenever its caller gives up, so the transaction must not live in it.
 
 use std::{
+    future::Future,
     ops::{Deref, DerefMut},
     path::Path,
     str::FromStr,
@@ -32,6 +39,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long to wait for a connection (and, for SQLite, for a write lock).
     pub acquire_timeout_ms: u64,
+    /// PostgreSQL only: the server cancels a statement running longer than this, and ends a
+    /// session left idle inside a transaction for longer. (SQLite's waits are bounded by
+    /// `acquire_timeout_ms`.)
+    pub statement_timeout_ms: u64,
 }
 
 impl DatabaseConfig {
@@ -49,6 +60,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/bookstore.db".into(),
             max_connections: 8,
             acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 10_000,
         }
     }
 }
@@ -102,6 +114,7 @@ impl Database {
         let (backend, url) = normalise_url(&config.url)?;
         let options = AnyConnectOptions::from_str(&url).map_err(DatabaseError::Connect)?;
         let busy_timeout_ms = config.acquire_timeout_ms;
+        let statement_timeout_ms = config.statement_timeout_ms.max(1);
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
@@ -126,6 +139,14 @@ impl Database {
                         sqlx::query("PRAGMA synchronous = NORMAL")
                             .execute(&mut *conn)
                             .await?;
+                    } else {
+                        // The server's own bounds: no statement runs, and no transaction stays
+                        // open, longer than this, whatever happens to the program.
+                        for setting in ["statement_timeout", "idle_in_transaction_session_timeout"]
+                        {
+                            let set = format!("SET {setting} = {statement_timeout_ms}");
+                            sqlx::query(&set).execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -154,6 +175,34 @@ impl Database {
         self.backend
     }
 
+    /// Runs `work` in a write transaction on a task of its own and waits for its answer.
+    ///
+    /// `work` gets the open transaction and ends it: [`WriteTransaction::commit`] to keep its
+    /// changes; returning without committing (an error, a refusal) rolls them back. Because the
+    /// task is not the caller's future, a caller that gives up (a dropped request, a timeout)
+    /// does not cut the transaction short: it still begins, runs and ends on its own, bounded by
+    /// the database's timeouts, and the connection goes back to the pool outside any
+    /// transaction. A panic in `work` is passed on to the caller.
+    pub async fn write<T, E, F, Fut>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(WriteTransaction) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+    {
+        let database = self.clone();
+        let task = tokio::spawn(async move {
+            let transaction = database.begin_write().await?;
+            work(transaction).await
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only the runtime shutting down cancels the task.
+            Err(_) => Err(sqlx::Error::PoolClosed.into()),
+        }
+    }
+
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a transaction that reads first and upgrades later can fail with
     /// "database is locked" without waiting, which concurrent reservations would hit.
@@ -165,7 +214,9 @@ impl Database {
     /// the one before it finishes; the busy handler is left for other processes on the same
     /// file. Waiting for the turn counts against `acquire_timeout_ms`, as waiting for the lock
     /// did.
-    pub async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
+    ///
+    /// Private: only [`Self::write`] calls it, on a task nobody can cancel half-way.
+    async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
                 let turn = tokio::time::timeout(
@@ -187,15 +238,26 @@ impl Database {
         }
     }
 
+    /// Whether a write transaction can begin and end within `limit`: on SQLite, that this
+    /// process's write turn and the file's write lock can be had. The readiness probe.
+    pub async fn writable(&self, limit: Duration) -> bool {
+        let probe = self.write(|transaction| async move {
+            transaction.rollback().await?;
+            Ok::<_, sqlx::Error>(())
+        });
+        matches!(tokio::time::timeout(limit, probe).await, Ok(Ok(())))
+    }
+
     /// Closes every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
-/// A transaction from [`Database::begin_write`]. Statements run on `&mut *tx`, as on a plain
-/// sqlx transaction; [`Self::commit`] ends it, and dropping it rolls it back. On SQLite it also
-/// holds this process's turn to write, given up when the transaction is over.
+/// The transaction [`Database::write`] hands to its work. Statements run on `&mut *tx`, as on a
+/// plain sqlx transaction; [`Self::commit`] ends it, and dropping it rolls it back (on the
+/// write task, where nothing can interrupt that). On SQLite it also holds this process's turn
+/// to write, given up when the transaction is over.
 pub struct WriteTransaction {
     transaction: Transaction<'static, Any>,
     // After `transaction`: fields drop in order, so the turn passes on only once it has ended.

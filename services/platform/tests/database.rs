@@ -29,13 +29,17 @@ async fn migrate_twice_and_round_trip(config: DatabaseConfig, backend: Backend) 
         .expect("count");
     assert_eq!(applied, 1);
 
-    let mut tx = database.begin_write().await.expect("begin");
-    let id: i64 = sqlx::query_scalar("INSERT INTO notes (body) VALUES ($1) RETURNING id")
-        .bind("it's; DROP TABLE notes; --")
-        .fetch_one(&mut *tx)
+    let id: i64 = database
+        .write(|mut tx| async move {
+            let id = sqlx::query_scalar("INSERT INTO notes (body) VALUES ($1) RETURNING id")
+                .bind("it's; DROP TABLE notes; --")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(id)
+        })
         .await
         .expect("insert");
-    tx.commit().await.expect("commit");
     let body: String = sqlx::query_scalar("SELECT body FROM notes WHERE id = $1")
         .bind(id)
         .fetch_one(database.pool())
@@ -64,12 +68,44 @@ async fn postgres_is_migrated() {
 }
 
 async fn insert_note(database: &Database, body: &str) -> Result<(), sqlx::Error> {
-    let mut tx = database.begin_write().await?;
-    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    let body = body.to_owned();
+    database
+        .write(|mut tx| async move {
+            sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
+        .await
+}
+
+/// A write transaction that stays open until `release` fires, then commits or rolls back.
+/// Resolves `opened` once it holds the write turn.
+fn hold_open(
+    database: &Database,
+    commit: bool,
+) -> (
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), sqlx::Error>>,
+) {
+    let (opened_tx, opened) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let database = database.clone();
+    let task = tokio::spawn(async move {
+        database
+            .write(move |mut tx| async move {
+                sqlx::query("INSERT INTO notes (body) VALUES ('held')")
+                    .execute(&mut *tx)
+                    .await?;
+                let _ = opened_tx.send(());
+                let _ = release_rx.await;
+                if commit { tx.commit().await } else { Ok(()) }
+            })
+            .await
+    });
+    (opened, release, task)
 }
 
 async fn count_notes(database: &Database) -> i64 {
@@ -80,8 +116,8 @@ async fn count_notes(database: &Database) -> i64 {
 }
 
 /// The writers of one process take turns on SQLite: while a write transaction is open the next
-/// `begin_write` waits (and gives up after `acquire_timeout_ms`), and it goes ahead as soon as
-/// the open one commits or is dropped.
+/// writer waits (and gives up after `acquire_timeout_ms`), and it goes ahead as soon as the open
+/// one commits or returns without committing (rolled back).
 #[tokio::test]
 async fn sqlite_writers_take_turns() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -93,13 +129,13 @@ async fn sqlite_writers_take_turns() {
         .await
         .expect("connect");
 
-    let open = database.begin_write().await.expect("first writer");
+    let (opened, release, holder) = hold_open(&database, true);
+    opened.await.expect("first writer");
     let started = Instant::now();
-    let refused = database.begin_write().await;
+    let refused = insert_note(&database, "refused").await;
     assert!(
         matches!(refused, Err(sqlx::Error::PoolTimedOut)),
-        "{:?}",
-        refused.map(|_| ())
+        "{refused:?}"
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
 
@@ -110,24 +146,147 @@ async fn sqlite_writers_take_turns() {
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "a writer went ahead of an open one");
-    open.commit().await.expect("commit");
+    release.send(()).expect("release");
+    holder.await.expect("join").expect("commit");
     waiting.await.expect("join").expect("the waiting writer");
 
-    // Ends by drop (rolled back): the same.
-    let mut open = database.begin_write().await.expect("writer");
-    sqlx::query("INSERT INTO notes (body) VALUES ('rolled back')")
-        .execute(&mut *open)
-        .await
-        .expect("insert");
+    // Ends without a commit (rolled back): the same.
+    let (opened, release, holder) = hold_open(&database, false);
+    opened.await.expect("writer");
     let waiting = tokio::spawn({
         let database = database.clone();
         async move { insert_note(&database, "after a rollback").await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "a writer went ahead of an open one");
-    drop(open);
+    release.send(()).expect("release");
+    holder.await.expect("join").expect("rollback");
     waiting.await.expect("join").expect("the waiting writer");
-    assert_eq!(count_notes(&database).await, 2);
+    // "held" once (committed), the two waiting writers; the rolled-back "held" is gone.
+    assert_eq!(count_notes(&database).await, 3);
+    database.close().await;
+}
+
+/// Callers that give up at every possible moment (before, during and after `BEGIN`, mid-way
+/// through the statements, while committing) leave no transaction open: afterwards every pooled
+/// connection begins a fresh write at once, and each given-up write either committed whole or
+/// not at all. On the code before `Database::write` this wedged the pool ("attempted to call
+/// begin_with at non-zero transaction depth" on SQLite, statements joining a stranger's
+/// transaction on PostgreSQL).
+async fn abandoned_writers_leave_no_transaction_open(database: Database, connections: u32) {
+    let mut callers = Vec::new();
+    for i in 0..1_000u64 {
+        let database = database.clone();
+        callers.push(tokio::spawn(async move {
+            let write = database.write(move |mut tx| async move {
+                for part in 0..2 {
+                    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                        .bind(format!("pair {i} part {part}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            });
+            // Give up after 0 to 3 ms: spread over every await point of the transaction.
+            let patience = Duration::from_micros((i * 7_919) % 3_000);
+            let _ = tokio::time::timeout(patience, write).await;
+        }));
+    }
+    for caller in callers {
+        caller.await.expect("caller");
+    }
+    // The writes go on after their callers left; wait until they are done (bounded).
+    let settled = Instant::now();
+    while database.pool().num_idle() < database.pool().size() as usize
+        && settled.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if database.backend() == Backend::Postgres {
+        // The server's view: no session of this database sits inside a transaction.
+        let stuck: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(database.pool())
+        .await
+        .expect("pg_stat_activity");
+        assert_eq!(stuck, 0, "sessions left inside a transaction");
+    }
+    // Every connection of the pool, one after another and all at once: none is in a
+    // transaction, and the write lock is free.
+    for round in 0..(2 * connections) {
+        let started = Instant::now();
+        insert_note(&database, &format!("after {round}"))
+            .await
+            .expect("a fresh write after the abandoned ones");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let together: Vec<_> = (0..connections)
+        .map(|i| {
+            let database = database.clone();
+            tokio::spawn(async move { insert_note(&database, &format!("together {i}")).await })
+        })
+        .collect();
+    for writer in together {
+        writer.await.expect("join").expect("concurrent fresh write");
+    }
+    // All or nothing: no pair was cut in half.
+    let halves: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT substr(body, 1, length(body) - 7) AS pair, COUNT(*) AS n \
+         FROM notes WHERE body LIKE 'pair %' GROUP BY 1) AS pairs WHERE n <> 2",
+    )
+    .fetch_one(database.pool())
+    .await
+    .expect("count halves");
+    assert_eq!(halves, 0, "a transaction was cut in half");
+    database.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_abandoned_writers_leave_no_transaction_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DatabaseConfig::sqlite_file(&dir.path().join("abandoned.db"));
+    let connections = config.max_connections;
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    abandoned_writers_leave_no_transaction_open(database, connections).await;
+}
+
+#[tokio::test]
+async fn postgres_abandoned_writers_leave_no_transaction_open() {
+    let postgres = TestPostgres::create().await;
+    let config = DatabaseConfig {
+        url: postgres.url.clone(),
+        ..Default::default()
+    };
+    let connections = config.max_connections;
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    abandoned_writers_leave_no_transaction_open(database, connections).await;
+}
+
+/// The readiness probe: writable while the write lock can be had, not while someone holds it.
+#[tokio::test]
+async fn writable_reports_a_held_write_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DatabaseConfig::sqlite_file(&dir.path().join("probe.db"));
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    assert!(database.writable(Duration::from_secs(1)).await);
+    let (opened, release, holder) = hold_open(&database, false);
+    opened.await.expect("holder");
+    assert!(!database.writable(Duration::from_millis(200)).await);
+    release.send(()).expect("release");
+    holder.await.expect("join").expect("holder");
+    assert!(database.writable(Duration::from_secs(1)).await);
     database.close().await;
 }
 

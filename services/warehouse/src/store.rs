@@ -122,10 +122,14 @@ impl Store {
 
     /// Saves a new product, its specifications and an empty stock row.
     pub async fn create_product(&self, draft: &ProductDraft) -> Result<Product, WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        let product = insert_product(&mut tx, draft, 0).await?;
-        tx.commit().await?;
-        Ok(product)
+        let draft = draft.clone();
+        self.database
+            .write(move |mut tx| async move {
+                let product = insert_product(&mut tx, &draft, 0).await?;
+                tx.commit().await?;
+                Ok(product)
+            })
+            .await
     }
 
     /// Overwrites a product's fields and replaces its specifications.
@@ -134,59 +138,66 @@ impl Store {
         id: ProductId,
         draft: &ProductDraft,
     ) -> Result<Product, WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
-             cover = $5, detail = $6 WHERE id = $7",
-        )
-        .bind(draft.title())
-        .bind(draft.price_cents())
-        .bind(draft.rate())
-        .bind(draft.description())
-        .bind(draft.cover())
-        .bind(draft.detail())
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(WarehouseError::ProductNotFound(id));
-        }
-        sqlx::query("DELETE FROM specifications WHERE product_id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
-        insert_specifications(&mut tx, id, draft.specifications()).await?;
-        let product = load_product(&mut tx, id)
-            .await?
-            .ok_or(WarehouseError::ProductNotFound(id))?;
-        tx.commit().await?;
-        Ok(product)
+        let draft = draft.clone();
+        self.database
+            .write(move |mut tx| async move {
+                let updated = sqlx::query(
+                    "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
+                     cover = $5, detail = $6 WHERE id = $7",
+                )
+                .bind(draft.title())
+                .bind(draft.price_cents())
+                .bind(draft.rate())
+                .bind(draft.description())
+                .bind(draft.cover())
+                .bind(draft.detail())
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(WarehouseError::ProductNotFound(id));
+                }
+                sqlx::query("DELETE FROM specifications WHERE product_id = $1")
+                    .bind(id.get())
+                    .execute(&mut *tx)
+                    .await?;
+                insert_specifications(&mut tx, id, draft.specifications()).await?;
+                let product = load_product(&mut tx, id)
+                    .await?
+                    .ok_or(WarehouseError::ProductNotFound(id))?;
+                tx.commit().await?;
+                Ok(product)
+            })
+            .await
     }
 
     /// Deletes a product with its specifications, stock and advertisements. Reservation lines
     /// naming it stay in the ledger as history.
     pub async fn delete_product(&self, id: ProductId) -> Result<(), WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        // Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys
-        // only when the connection enabled them.
-        for sql in [
-            "DELETE FROM specifications WHERE product_id = $1",
-            "DELETE FROM advertisements WHERE product_id = $1",
-            "DELETE FROM stockpiles WHERE product_id = $1",
-        ] {
-            sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
-        }
-        let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(WarehouseError::ProductNotFound(id));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.database
+            .write(move |mut tx| async move {
+                // Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys
+                // only when the connection enabled them.
+                for sql in [
+                    "DELETE FROM specifications WHERE product_id = $1",
+                    "DELETE FROM advertisements WHERE product_id = $1",
+                    "DELETE FROM stockpiles WHERE product_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
+                }
+                let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
+                    .bind(id.get())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(WarehouseError::ProductNotFound(id));
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+            .await
     }
 
     pub async fn stock(&self, product_id: ProductId) -> Result<Stock, WarehouseError> {
@@ -210,35 +221,40 @@ impl Store {
         product_id: ProductId,
         amount: StockAmount,
     ) -> Result<Stock, WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        // Lock the row before reading it (a no-op UPDATE, since SQLite has no SELECT … FOR
-        // UPDATE): a reservation running beside us must not move `amount` between the read and
-        // the write, or the recorded difference would be wrong.
-        let locked = sqlx::query("UPDATE stockpiles SET amount = amount WHERE product_id = $1")
-            .bind(product_id.get())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
-            return Err(WarehouseError::ProductNotFound(product_id));
-        }
-        let before: i64 = sqlx::query("SELECT amount FROM stockpiles WHERE product_id = $1")
-            .bind(product_id.get())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("amount")?;
-        let row = sqlx::query(
-            "UPDATE stockpiles SET amount = $1 WHERE product_id = $2 \
-             RETURNING id, product_id, amount, frozen",
-        )
-        .bind(amount.get())
-        .bind(product_id.get())
-        .fetch_one(&mut *tx)
-        .await?;
-        let stock = stock_row(&row)?;
-        record_receipt(&mut tx, product_id, amount.get() - before, amount.get()).await?;
-        tx.commit().await?;
-        Ok(stock)
+        self.database
+            .write(move |mut tx| async move {
+                // Lock the row before reading it (a no-op UPDATE, since SQLite has no SELECT … FOR
+                // UPDATE): a reservation running beside us must not move `amount` between the read and
+                // the write, or the recorded difference would be wrong.
+                let locked =
+                    sqlx::query("UPDATE stockpiles SET amount = amount WHERE product_id = $1")
+                        .bind(product_id.get())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                if locked == 0 {
+                    return Err(WarehouseError::ProductNotFound(product_id));
+                }
+                let before: i64 =
+                    sqlx::query("SELECT amount FROM stockpiles WHERE product_id = $1")
+                        .bind(product_id.get())
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("amount")?;
+                let row = sqlx::query(
+                    "UPDATE stockpiles SET amount = $1 WHERE product_id = $2 \
+                     RETURNING id, product_id, amount, frozen",
+                )
+                .bind(amount.get())
+                .bind(product_id.get())
+                .fetch_one(&mut *tx)
+                .await?;
+                let stock = stock_row(&row)?;
+                record_receipt(&mut tx, product_id, amount.get() - before, amount.get()).await?;
+                tx.commit().await?;
+                Ok(stock)
+            })
+            .await
     }
 
     pub async fn advertisements(&self) -> Result<Vec<Advertisement>, WarehouseError> {
@@ -255,64 +271,71 @@ impl Store {
     /// of the same items gets that reservation back (in whatever state it is) and nothing
     /// changes; other items under the same id are refused.
     pub async fn reserve(&self, request: &StockReservation) -> Result<Reservation, WarehouseError> {
-        let payment_id = &request.payment_id;
-        let lines = request.items.lines();
-        let mut tx = self.database.begin_write().await?;
-        let now = now_millis();
-        // Claiming the payment id first serialises repeats of the same reservation: on
-        // PostgreSQL a concurrent repeat waits here for this transaction to end.
-        let claimed = sqlx::query(
-            "INSERT INTO reservations (payment_id, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $3) ON CONFLICT (payment_id) DO NOTHING",
-        )
-        .bind(payment_id.as_str())
-        .bind(ReservationState::Reserved.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            let existing = load_reservation(&mut tx, payment_id)
+        let request = request.clone();
+        self.database
+            .write(move |mut tx| async move {
+                let payment_id = &request.payment_id;
+                let lines = request.items.lines();
+                let now = now_millis();
+                // Claiming the payment id first serialises repeats of the same reservation: on
+                // PostgreSQL a concurrent repeat waits here for this transaction to end.
+                let claimed = sqlx::query(
+                    "INSERT INTO reservations (payment_id, state, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3) ON CONFLICT (payment_id) DO NOTHING",
+                )
+                .bind(payment_id.as_str())
+                .bind(ReservationState::Reserved.as_str())
+                .bind(now)
+                .execute(&mut *tx)
                 .await?
-                .ok_or_else(|| inconsistent(format!("reservation {payment_id} vanished")))?;
-            return if existing.lines == lines {
-                Ok(existing)
-            } else {
-                Err(WarehouseError::ReservationConflict(payment_id.clone()))
-            };
-        }
-        // Lines are ordered by product id, so concurrent reservations lock stock rows in the
-        // same order and cannot deadlock.
-        for line in lines {
-            let taken = sqlx::query(
-                "UPDATE stockpiles SET amount = amount - $1, frozen = frozen + $1 \
-                 WHERE product_id = $2 AND amount >= $1",
-            )
-            .bind(line.amount)
-            .bind(line.product_id.get())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if taken != 1 {
-                // Dropping `tx` rolls back every line taken so far and the claimed id.
-                return Err(shortage(&mut tx, *line).await?);
-            }
-            sqlx::query(
-                "INSERT INTO reservation_lines (payment_id, product_id, amount) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(payment_id.as_str())
-            .bind(line.product_id.get())
-            .bind(line.amount)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Reservation {
-            payment_id: payment_id.clone(),
-            state: ReservationState::Reserved,
-            lines: lines.to_vec(),
-        })
+                .rows_affected();
+                if claimed == 0 {
+                    let existing =
+                        load_reservation(&mut tx, payment_id)
+                            .await?
+                            .ok_or_else(|| {
+                                inconsistent(format!("reservation {payment_id} vanished"))
+                            })?;
+                    return if existing.lines == lines {
+                        Ok(existing)
+                    } else {
+                        Err(WarehouseError::ReservationConflict(payment_id.clone()))
+                    };
+                }
+                // Lines are ordered by product id, so concurrent reservations lock stock rows in the
+                // same order and cannot deadlock.
+                for line in lines {
+                    let taken = sqlx::query(
+                        "UPDATE stockpiles SET amount = amount - $1, frozen = frozen + $1 \
+                         WHERE product_id = $2 AND amount >= $1",
+                    )
+                    .bind(line.amount)
+                    .bind(line.product_id.get())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken != 1 {
+                        // Dropping `tx` rolls back every line taken so far and the claimed id.
+                        return Err(shortage(&mut tx, *line).await?);
+                    }
+                    sqlx::query(
+                        "INSERT INTO reservation_lines (payment_id, product_id, amount) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(payment_id.as_str())
+                    .bind(line.product_id.get())
+                    .bind(line.amount)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(Reservation {
+                    payment_id: payment_id.clone(),
+                    state: ReservationState::Reserved,
+                    lines: lines.to_vec(),
+                })
+            })
+            .await
     }
 
     /// The reserved units leave for good (`frozen -= n`).
@@ -333,121 +356,128 @@ impl Store {
         payment_id: &PaymentId,
         target: ReservationState,
     ) -> Result<Reservation, WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        // The state change comes first and is conditional: of a concurrent commit and release
-        // of one payment, exactly one sees RESERVED (PostgreSQL re-checks the WHERE clause after
-        // waiting for the row lock).
-        let moved = sqlx::query(
-            "UPDATE reservations SET state = $1, updated_at = $2 \
-             WHERE payment_id = $3 AND state = $4",
-        )
-        .bind(target.as_str())
-        .bind(now_millis())
-        .bind(payment_id.as_str())
-        .bind(ReservationState::Reserved.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let reservation = load_reservation(&mut tx, payment_id)
-            .await?
-            .ok_or_else(|| WarehouseError::ReservationNotFound(payment_id.clone()))?;
-        if moved == 0 {
-            return if reservation.state == target {
-                Ok(reservation)
-            } else {
-                Err(WarehouseError::WrongState {
-                    payment_id: payment_id.clone(),
-                    state: reservation.state,
-                    action: target.action(),
-                })
-            };
-        }
-        let sql = match target {
-            ReservationState::Released => {
-                "UPDATE stockpiles SET amount = amount + $1, frozen = frozen - $1 \
-                 WHERE product_id = $2 AND frozen >= $1"
-            }
-            _ => {
-                "UPDATE stockpiles SET frozen = frozen - $1 \
-                 WHERE product_id = $2 AND frozen >= $1"
-            }
-        };
-        for line in &reservation.lines {
-            let changed = sqlx::query(sql)
-                .bind(line.amount)
-                .bind(line.product_id.get())
+        let payment_id = payment_id.clone();
+        self.database
+            .write(move |mut tx| async move {
+                // The state change comes first and is conditional: of a concurrent commit and release
+                // of one payment, exactly one sees RESERVED (PostgreSQL re-checks the WHERE clause after
+                // waiting for the row lock).
+                let moved = sqlx::query(
+                    "UPDATE reservations SET state = $1, updated_at = $2 \
+                     WHERE payment_id = $3 AND state = $4",
+                )
+                .bind(target.as_str())
+                .bind(now_millis())
+                .bind(payment_id.as_str())
+                .bind(ReservationState::Reserved.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if changed != 1 {
-                let exists = sqlx::query("SELECT id FROM stockpiles WHERE product_id = $1")
-                    .bind(line.product_id.get())
-                    .fetch_optional(&mut *tx)
+                let reservation = load_reservation(&mut tx, &payment_id)
                     .await?
-                    .is_some();
-                if exists {
-                    return Err(inconsistent(format!(
-                        "product {} has less frozen stock than payment {payment_id} holds",
-                        line.product_id
-                    )));
+                    .ok_or_else(|| WarehouseError::ReservationNotFound(payment_id.clone()))?;
+                if moved == 0 {
+                    return if reservation.state == target {
+                        Ok(reservation)
+                    } else {
+                        Err(WarehouseError::WrongState {
+                            payment_id: payment_id.clone(),
+                            state: reservation.state,
+                            action: target.action(),
+                        })
+                    };
                 }
-                // The product was deleted while reserved: its stock went with it.
-                tracing::warn!(
-                    product_id = line.product_id.get(),
-                    %payment_id,
-                    "reservation line names a deleted product"
-                );
-            }
-        }
-        tx.commit().await?;
-        Ok(Reservation {
-            state: target,
-            ..reservation
-        })
+                let sql = match target {
+                    ReservationState::Released => {
+                        "UPDATE stockpiles SET amount = amount + $1, frozen = frozen - $1 \
+                         WHERE product_id = $2 AND frozen >= $1"
+                    }
+                    _ => {
+                        "UPDATE stockpiles SET frozen = frozen - $1 \
+                         WHERE product_id = $2 AND frozen >= $1"
+                    }
+                };
+                for line in &reservation.lines {
+                    let changed = sqlx::query(sql)
+                        .bind(line.amount)
+                        .bind(line.product_id.get())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if changed != 1 {
+                        let exists = sqlx::query("SELECT id FROM stockpiles WHERE product_id = $1")
+                            .bind(line.product_id.get())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                        if exists {
+                            return Err(inconsistent(format!(
+                                "product {} has less frozen stock than payment {payment_id} holds",
+                                line.product_id
+                            )));
+                        }
+                        // The product was deleted while reserved: its stock went with it.
+                        tracing::warn!(
+                            product_id = line.product_id.get(),
+                            %payment_id,
+                            "reservation line names a deleted product"
+                        );
+                    }
+                }
+                tx.commit().await?;
+                Ok(Reservation {
+                    state: target,
+                    ..reservation
+                })
+            })
+            .await
     }
 
     /// Loads the demo catalogue if this database never had one and holds no products. Returns
     /// whether it did. Safe with several replicas starting at once: the marker row decides.
     pub async fn seed_demo_catalogue(&self) -> Result<bool, WarehouseError> {
-        let mut tx = self.database.begin_write().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(DEMO_SEEDED_KEY)
-        .bind(now_millis().to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            return Ok(false);
-        }
-        let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        if products > 0 {
-            // Someone's real catalogue: remember that seeding was considered, add nothing.
-            tx.commit().await?;
-            return Ok(false);
-        }
-        let mut ids = Vec::with_capacity(demo::BOOKS.len());
-        for book in demo::BOOKS {
-            let draft = book.draft()?;
-            ids.push(insert_product(&mut tx, &draft, book.stock).await?.id);
-        }
-        for ad in demo::ADVERTISEMENTS {
-            let product_id = ids.get(ad.book).ok_or_else(|| {
-                inconsistent(format!("demo advertisement {} names no book", ad.image))
-            })?;
-            sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
-                .bind(ad.image)
-                .bind(product_id.get())
+        self.database
+            .write(move |mut tx| async move {
+                let claimed = sqlx::query(
+                    "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(DEMO_SEEDED_KEY)
+                .bind(now_millis().to_string())
                 .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    return Ok(false);
+                }
+                let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                if products > 0 {
+                    // Someone's real catalogue: remember that seeding was considered, add nothing.
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                let mut ids = Vec::with_capacity(demo::BOOKS.len());
+                for book in demo::BOOKS {
+                    let draft = book.draft()?;
+                    ids.push(insert_product(&mut tx, &draft, book.stock).await?.id);
+                }
+                for ad in demo::ADVERTISEMENTS {
+                    let product_id = ids.get(ad.book).ok_or_else(|| {
+                        inconsistent(format!("demo advertisement {} names no book", ad.image))
+                    })?;
+                    sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
+                        .bind(ad.image)
+                        .bind(product_id.get())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await
     }
 }
 
