@@ -230,9 +230,9 @@ const OPENING_BALANCE_CENTS: i64 = 1_000_000_000_000_000;
 
 fn server(listen: SocketAddr) -> ServerConfig {
     ServerConfig {
-        listen: listen.to_string(),
         // Nothing is in flight when the benchmark stops a program.
         drain_seconds: 1,
+        ..ServerConfig::with_listen(&listen.to_string())
     }
 }
 

@@ -5,10 +5,24 @@
 //!    accepted (a load balancer needs a moment to notice);
 //! 2. the listener closes; every connection finishes its request in flight and closes;
 //! 3. after `drain`, connections still open are cut.
+//!
+//! A client that goes away (closes the connection, resets its HTTP/2 stream) drops its request's
+//! future. For a read that is what we want: nothing is left to do, and the backend calls it had
+//! in flight are cancelled. A write instead runs on to its end on a task of its own (bounded by
+//! the request budget that every backend call honours): cancelling it half-way would leave its
+//! outcome to chance (a settlement reserved but not stored, to be undone later by the outbox),
+//! and every abandoned call would reset a stream on the shared connection to the backend, whose
+//! HTTP/2 server treats a flood of resets as an attack and fails the calls of everyone else.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
-use axum::{Router, body::Body, extract::Request, response::Response};
+use axum::{
+    Router,
+    body::Body,
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use http::StatusCode;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -80,11 +94,7 @@ impl Server {
                     // The token endpoint slows password guessing per client address.
                     let client = ClientAddress::of(peer, request.headers(), &trusted_proxies);
                     request.extensions_mut().insert(client);
-                    async move {
-                        let response: Result<Response, Infallible> =
-                            router.oneshot(request.map(Body::new)).await;
-                        response
-                    }
+                    respond(router, request)
                 });
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -111,5 +121,25 @@ impl Server {
             );
         }
         tracing::info!("gateway server stopped");
+    }
+}
+
+/// Routes one request: a read in the connection's own future, a write on a task of its own that
+/// finishes even when the client leaves (see the module documentation).
+async fn respond(
+    router: Router,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response, Infallible> {
+    let request = request.map(Body::new);
+    if request.method().is_safe() {
+        return router.oneshot(request).await;
+    }
+    match tokio::spawn(router.oneshot(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            // A panic in a handler: the same answer a panicking read gets from the connection.
+            tracing::error!(%error, "a write request's task failed");
+            Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
     }
 }

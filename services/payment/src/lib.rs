@@ -26,14 +26,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use platform::{
     database::{Database, DatabaseError, Migrations},
     discovery::DnsDiscover,
-    health::health_service,
+    grpc_server,
+    health::{health_service, watch_database},
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
 };
 use rpc_idl::{grpc::health::v1::HealthServer, payment::PaymentServiceServer};
 use tokio::{net::TcpListener, sync::watch};
-use volo_grpc::server::{Server, ServiceBuilder};
+use volo_grpc::server::{Router, ServiceBuilder};
 
 use crate::{
     configuration::Settings,
@@ -135,7 +136,7 @@ impl Application {
             settings.outbox.clone(),
             settings.warehouse.rpc_timeout(),
         ));
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(relay.clone().run(stop.clone())),
             tokio::spawn(expiry::run(
                 store.clone(),
@@ -147,7 +148,12 @@ impl Application {
 
         let payments = Arc::new(Payments::new(store, warehouse, relay, config));
         let (health_reporter, health) = health_service(&[SERVICE_NAME]);
-        let server = Server::new()
+        tasks.push(watch_database(
+            health_reporter.clone(),
+            database.clone(),
+            stop.clone(),
+        ));
+        let router = Router::new()
             .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
             .add_service(
                 ServiceBuilder::new(PaymentServiceServer::new(rpc::PaymentRpc::new(
@@ -155,13 +161,14 @@ impl Application {
                 )))
                 .build(),
             );
+        let limits = settings.server.clone();
         let server = ServerTask::new(
             "payment",
             listener,
             &settings.server,
             stop,
             move || health_reporter.set_not_serving(),
-            |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
+            |incoming, shutdown| grpc_server::serve(router, limits, incoming, shutdown),
         )?;
         Ok(Self {
             service: BoundService::new(server, database).with_tasks(tasks),

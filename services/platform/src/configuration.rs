@@ -125,7 +125,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[server]`: where an RPC server listens and how long it may drain on shutdown.
+/// `[server]`: where an RPC server listens, how long it may drain on shutdown, and what one
+/// client may cost it (SECURITY.md lists every limit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -133,6 +134,16 @@ pub struct ServerConfig {
     pub listen: String,
     /// After SIGTERM, how long in-flight requests may run before the process exits anyway.
     pub drain_seconds: u64,
+    /// Open connections at most; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// The largest message (gRPC message, Thrift frame or message) a client may send.
+    pub max_message_bytes: u32,
+    /// gRPC only: calls in flight at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// A new connection that has not sent a whole request by then is closed.
+    pub handshake_timeout_ms: u64,
+    /// A connection with no call in flight that has sent nothing for this long is closed.
+    pub idle_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -140,6 +151,11 @@ impl ServerConfig {
         Self {
             listen: listen.into(),
             drain_seconds: 10,
+            max_connections: 1_024,
+            max_message_bytes: 4 << 20,
+            max_concurrent_streams: 256,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
         }
     }
 }

@@ -5,6 +5,8 @@
 pub mod configuration;
 pub mod database;
 pub mod discovery;
+pub mod grpc_message_limit;
+pub mod grpc_server;
 pub mod health;
 pub mod program;
 pub mod reload;

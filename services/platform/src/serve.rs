@@ -9,13 +9,16 @@
 
 use std::{future::Future, io, net::SocketAddr, pin::Pin, time::Duration};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{configuration::ServerConfig, database::Database, shutdown::with_drain_deadline};
 use volo::net::{
     conn::Conn,
-    incoming::{DefaultIncoming, Incoming, MakeIncoming},
+    incoming::{Incoming, MakeIncoming},
 };
 
 /// A listen address that could not be bound (or whose bound address could not be read).
@@ -48,18 +51,36 @@ fn bind_error(listen: &str, source: io::Error) -> BindError {
     }
 }
 
-/// A bound listener whose stream of connections ends when `stop` is cancelled.
+/// A bound listener whose stream of connections ends when `stop` is cancelled. An accept error
+/// (out of file descriptors, say) is logged and retried after a pause: Volo's own incoming
+/// passes it up, and its servers then stop for good.
 #[derive(Debug)]
 pub struct StoppableIncoming {
-    inner: DefaultIncoming,
+    listener: TcpListener,
     stop: CancellationToken,
 }
 
 impl StoppableIncoming {
     pub fn new(listener: TcpListener, stop: CancellationToken) -> Self {
-        Self {
-            inner: DefaultIncoming::from(listener),
-            stop,
+        Self { listener, stop }
+    }
+
+    /// The next connection, or `None` once `stop` is cancelled.
+    pub async fn accept_tcp(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => return Some(accepted),
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; retrying");
+                        tokio::select! {
+                            _ = self.stop.cancelled() => return None,
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        }
+                    }
+                },
+            }
         }
     }
 }
@@ -74,10 +95,10 @@ impl MakeIncoming for StoppableIncoming {
 
 impl Incoming for StoppableIncoming {
     async fn accept(&mut self) -> io::Result<Option<Conn>> {
-        tokio::select! {
-            _ = self.stop.cancelled() => Ok(None),
-            conn = self.inner.accept() => conn,
-        }
+        Ok(self
+            .accept_tcp()
+            .await
+            .map(|(stream, _)| Conn::from(stream)))
     }
 }
 

@@ -14,14 +14,15 @@ use std::net::SocketAddr;
 
 use platform::{
     database::{Database, DatabaseError, Migrations},
-    health::health_service,
+    grpc_server,
+    health::{health_service, watch_database},
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
 };
 use rpc_idl::{grpc::health::v1::HealthServer, warehouse::WarehouseServiceServer};
 use tokio::net::TcpListener;
-use volo_grpc::server::{Server, ServiceBuilder};
+use volo_grpc::server::{Router, ServiceBuilder};
 
 use crate::{configuration::Settings, store::Store};
 
@@ -78,19 +79,23 @@ impl Application {
         }
 
         let (health_reporter, health) = health_service(&[SERVICE_NAME]);
+        let probe = watch_database(health_reporter.clone(), database.clone(), stop.clone());
         let warehouse = rpc::WarehouseRpc::new(store, verifier);
-        let server = Server::new()
+        let router = Router::new()
             .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
             .add_service(ServiceBuilder::new(WarehouseServiceServer::new(warehouse)).build());
+        let limits = settings.server.clone();
         let server = ServerTask::new(
             "warehouse",
             listener,
             &settings.server,
             stop,
             move || health_reporter.set_not_serving(),
-            |incoming, shutdown| server.run_with_shutdown(incoming, shutdown),
+            |incoming, shutdown| grpc_server::serve(router, limits, incoming, shutdown),
         )?;
-        Ok(Self(BoundService::new(server, database)))
+        Ok(Self(
+            BoundService::new(server, database).with_tasks(vec![probe]),
+        ))
     }
 
     /// The address the server listens on (with the real port when bound to port 0).

@@ -7,5 +7,6 @@ mod authorization;
 mod common;
 mod conflicts;
 mod credentials;
+mod liveness;
 mod plain_thrift;
 mod validation;

@@ -662,6 +662,23 @@ impl World {
         self.accounts.insert(payment.account_id);
     }
 
+    /// Records every payment in the database, including those whose callers gave up before the
+    /// answer came.
+    pub async fn record_every_stored_payment(&mut self) {
+        let pool = self.payment_db().await;
+        let rows = sqlx::query("SELECT pay_id, account_id FROM payments")
+            .fetch_all(&pool)
+            .await
+            .expect("list payments");
+        for row in rows {
+            let pay_id: String = row.try_get("pay_id").expect("pay_id");
+            let account_id: i64 = row.try_get("account_id").expect("account_id");
+            self.payments.insert(pay_id, account_id);
+            self.accounts.insert(account_id);
+        }
+        pool.close().await;
+    }
+
     /// Settles and records; panics on failure.
     pub async fn settle(
         &mut self,
