@@ -38,6 +38,55 @@ async fn health_reports_serving_for_the_payment_service() {
     service.stop().await;
 }
 
+/// A database that takes no writes (here: another process holds SQLite's write lock) turns the
+/// service NOT_SERVING for the readiness probe, and SERVING again once writes go through, so
+/// Kubernetes stops sending it traffic meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_database_takes_no_writes() {
+    let world = World::new(Backend::Sqlite).await;
+    let service = world.start_payment(world.payment_settings()).await;
+    let client = HealthClientBuilder::new("payment")
+        .address(service.address)
+        .build();
+    let status = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .check(check(name))
+                .await
+                .expect("check")
+                .into_inner()
+                .status
+        }
+    };
+    let wait_for = |expected: ServingStatus| async move {
+        common::eventually(&format!("readiness {expected:?}"), || async {
+            (status(payment::SERVICE_NAME).await == expected).then_some(())
+        })
+        .await
+    };
+
+    // Someone else takes the write lock and keeps it.
+    let outsider = world.payment_db().await;
+    let mut holder = outsider.acquire().await.expect("connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .expect("take the write lock");
+    wait_for(ServingStatus::NOT_SERVING).await;
+    // Liveness holds for a while: one wedged probe is not yet a reason to restart.
+    assert_eq!(status("").await, ServingStatus::SERVING);
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut *holder)
+        .await
+        .expect("give the lock back");
+    drop(holder);
+    wait_for(ServingStatus::SERVING).await;
+    outsider.close().await;
+    service.stop().await;
+}
+
 #[test]
 fn the_binary_serves_from_its_config_file_and_stops_on_sigterm() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
