@@ -24,6 +24,7 @@ use platform::{
     database::{Database, DatabaseError, Migrations},
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
+    thrift_server::LimitedCodec,
     tokens::TokenError,
 };
 use rpc_idl::account::AccountServiceServer;
@@ -92,8 +93,9 @@ impl Application {
 
         let serving = Arc::new(AtomicBool::new(true));
         let rpc = AccountRpc::new(accounts, verifier, Arc::clone(&serving));
-        // Volo's default codec: it also accepts Apache framed/buffered binary/compact clients.
-        let server = AccountServiceServer::new(rpc);
+        // Volo's default codec (it also accepts Apache framed/buffered binary/compact clients),
+        // behind the limits of `platform::thrift_server`.
+        let server = AccountServiceServer::new(rpc).make_codec(LimitedCodec::new(&settings.server));
         let server = ServerTask::new(
             "account",
             listener,

@@ -16,6 +16,8 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod thrift_server;
+pub mod thrift_wire;
 pub mod token_cache;
 pub mod token_keys;
 pub mod tokens;
