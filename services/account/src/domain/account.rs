@@ -3,6 +3,12 @@
 
 use super::fields::{Email, Password, Role, Telephone, Username, ValidationErrors};
 
+/// The longest display name, avatar URL and address, in characters: generous for people and
+/// links, and a bound on what one request can make the service store.
+pub const NAME_MAX_CHARS: usize = 100;
+pub const AVATAR_MAX_CHARS: usize = 2_048;
+pub const LOCATION_MAX_CHARS: usize = 500;
+
 /// An account without its password hash: the only shape that ever leaves the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -139,19 +145,36 @@ fn parse_profile(errors: &mut ValidationErrors, input: ProfileInput) -> Option<P
         "email",
         given(input.email).map(|e| Email::parse(&e)).transpose(),
     );
+    let avatar = errors.check("avatar", at_most(given(input.avatar), AVATAR_MAX_CHARS));
+    let location = errors.check(
+        "location",
+        at_most(given(input.location), LOCATION_MAX_CHARS),
+    );
     Some(Profile {
         name: name?,
-        avatar: given(input.avatar),
+        avatar: avatar?,
         telephone: telephone?,
         email: email?,
-        location: given(input.location),
+        location: location?,
     })
+}
+
+/// An optional free-text field of at most `max` characters.
+fn at_most(value: Option<String>, max: usize) -> Result<Option<String>, String> {
+    match value {
+        Some(text) if text.chars().count() > max => {
+            Err(format!("must be at most {max} characters"))
+        }
+        other => Ok(other),
+    }
 }
 
 fn parse_name(name: String) -> Result<String, String> {
     // A name of only spaces is as empty as no name at all on an order or an invoice.
     if name.trim().is_empty() {
         Err("must not be empty".into())
+    } else if name.chars().count() > NAME_MAX_CHARS {
+        Err(format!("must be at most {NAME_MAX_CHARS} characters"))
     } else {
         Ok(name)
     }
@@ -192,6 +215,27 @@ mod tests {
             fields,
             ["username", "password", "name", "telephone", "email"]
         );
+    }
+
+    #[test]
+    fn free_text_fields_are_bounded() {
+        let errors = NewAccount::parse(RegistrationInput {
+            name: "n".repeat(NAME_MAX_CHARS + 1),
+            avatar: Some("a".repeat(AVATAR_MAX_CHARS + 1)),
+            location: Some("l".repeat(LOCATION_MAX_CHARS + 1)),
+            password: "p".repeat(super::super::fields::PASSWORD_MAX_CHARS + 1),
+            ..registration()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["password", "name", "avatar", "location"]);
+        let at_the_limit = NewAccount::parse(RegistrationInput {
+            name: "n".repeat(NAME_MAX_CHARS),
+            avatar: Some("a".repeat(AVATAR_MAX_CHARS)),
+            location: Some("l".repeat(LOCATION_MAX_CHARS)),
+            ..registration()
+        });
+        assert!(at_the_limit.is_ok());
     }
 
     #[test]

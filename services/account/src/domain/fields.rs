@@ -42,6 +42,9 @@ impl fmt::Display for Username {
     }
 }
 
+/// The longest password that can be set (the front-end sends a fixed-length pre-hash).
+pub const PASSWORD_MAX_CHARS: usize = 1_024;
+
 /// A mobile number as the contract defines it: `1` followed by exactly 10 digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Telephone(String);
@@ -116,10 +119,13 @@ fn is_domain_label(label: &str) -> bool {
 pub struct Password(String);
 
 impl Password {
-    /// A password being set (registration, change): must not be empty.
+    /// A password being set (registration, change): not empty, at most
+    /// [`PASSWORD_MAX_CHARS`] characters.
     pub fn new(raw: &str) -> Result<Self, String> {
         if raw.is_empty() {
             Err("must not be empty".into())
+        } else if raw.chars().count() > PASSWORD_MAX_CHARS {
+            Err(format!("must be at most {PASSWORD_MAX_CHARS} characters"))
         } else {
             Ok(Self(raw.to_owned()))
         }

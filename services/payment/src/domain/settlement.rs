@@ -8,6 +8,17 @@ use super::{PaymentItem, ValidationErrors};
 
 /// More distinct products than this in one cart is refused: each one costs a warehouse lookup.
 pub const MAX_PRODUCTS_PER_CART: usize = 100;
+/// The most lines a request may list (lines naming one product are summed first).
+pub const MAX_CART_LINES: usize = 1_000;
+/// The longest purchase details, in characters: recipient name, telephone, address, and the
+/// payment and delivery methods.
+const PURCHASE_FIELD_MAX_CHARS: [(&str, usize); 5] = [
+    ("purchase.name", 100),
+    ("purchase.telephone", 50),
+    ("purchase.location", 500),
+    ("purchase.pay", 50),
+    ("purchase.delivery", 50),
+];
 
 /// Units per product id, ordered by product id; every amount is at least 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +83,12 @@ impl Settlement {
         if items.is_empty() {
             errors.add("items", "must not be empty");
         }
+        if items.len() > MAX_CART_LINES {
+            return Err(ValidationErrors::single(
+                "items",
+                format!("at most {MAX_CART_LINES} lines"),
+            ));
+        }
         for (index, &(product_id, amount)) in items.iter().enumerate() {
             let mut valid = true;
             if product_id < 1 {
@@ -111,6 +128,18 @@ impl Settlement {
                 for (field, value) in required {
                     if value.trim().is_empty() {
                         errors.add(field, "must not be empty");
+                    }
+                }
+                let given = [
+                    &input.name,
+                    &input.telephone,
+                    &input.location,
+                    &input.pay,
+                    &input.delivery,
+                ];
+                for ((field, max), value) in PURCHASE_FIELD_MAX_CHARS.into_iter().zip(given) {
+                    if value.trim().chars().count() > max {
+                        errors.add(field, format!("must be at most {max} characters"));
                     }
                 }
                 Some(Purchase {

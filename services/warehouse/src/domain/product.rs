@@ -6,6 +6,12 @@ use super::FieldErrors;
 
 /// Longest title the catalogue accepts, in characters (not bytes).
 pub const MAX_TITLE_CHARS: usize = 50;
+/// Bounds on the other text of a product, in characters, and on its specifications.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+pub const MAX_IMAGE_PATH_CHARS: usize = 2_048;
+pub const MAX_SPECIFICATIONS: usize = 50;
+pub const MAX_SPECIFICATION_ITEM_CHARS: usize = 100;
+pub const MAX_SPECIFICATION_VALUE_CHARS: usize = 1_000;
 /// Ratings run from 0 to this, inclusive.
 pub const MAX_RATE: f64 = 10.0;
 
@@ -141,21 +147,38 @@ impl ProductDraft {
             errors.add("rate", format!("must be between 0 and {MAX_RATE}"));
         }
         // Free text may span lines, but no database stores a NUL inside text.
-        for (field, text) in [
-            ("description", &input.description),
-            ("cover", &input.cover),
-            ("detail", &input.detail),
+        for (field, text, max) in [
+            ("description", &input.description, MAX_DESCRIPTION_CHARS),
+            ("cover", &input.cover, MAX_IMAGE_PATH_CHARS),
+            ("detail", &input.detail, MAX_IMAGE_PATH_CHARS),
         ] {
             if text.contains('\0') {
                 errors.add(field, "must not contain NUL characters");
+            } else if text.chars().count() > max {
+                errors.add(field, format!("must be at most {max} characters"));
             }
+        }
+        if input.specifications.len() > MAX_SPECIFICATIONS {
+            errors.add(
+                "specifications",
+                format!("at most {MAX_SPECIFICATIONS} specifications"),
+            );
+            return None;
         }
         let mut specifications = Vec::with_capacity(input.specifications.len());
         for (i, spec) in input.specifications.into_iter().enumerate() {
             let (item, value) = (spec.item.trim(), spec.value.trim());
-            for (name, text) in [("item", item), ("value", value)] {
+            for (name, text, max) in [
+                ("item", item, MAX_SPECIFICATION_ITEM_CHARS),
+                ("value", value, MAX_SPECIFICATION_VALUE_CHARS),
+            ] {
                 if text.is_empty() {
                     errors.add(format!("specifications[{i}].{name}"), "must not be empty");
+                } else if text.chars().count() > max {
+                    errors.add(
+                        format!("specifications[{i}].{name}"),
+                        format!("must be at most {max} characters"),
+                    );
                 } else if text.chars().any(char::is_control) {
                     errors.add(
                         format!("specifications[{i}].{name}"),

@@ -12,6 +12,8 @@ use super::{FieldErrors, ProductId};
 
 /// Longest payment id accepted (a UUID needs 36).
 pub const MAX_PAYMENT_ID_CHARS: usize = 64;
+/// The most lines one reservation may list.
+pub const MAX_RESERVATION_LINES: usize = 1_000;
 
 /// The id of the payment a reservation belongs to: 1 to 64 characters, no whitespace or control
 /// characters (it is compared exactly, so invisible differences must not exist).
@@ -82,6 +84,10 @@ impl ReservationItems {
     pub(crate) fn collect(items: &[UncheckedItem], errors: &mut FieldErrors) -> Option<Self> {
         if items.is_empty() {
             errors.add("items", "must not be empty");
+            return None;
+        }
+        if items.len() > MAX_RESERVATION_LINES {
+            errors.add("items", format!("at most {MAX_RESERVATION_LINES} lines"));
             return None;
         }
         let mut summed: BTreeMap<ProductId, i64> = BTreeMap::new();
