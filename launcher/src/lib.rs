@@ -2,8 +2,10 @@
 //! its own crate's `Application` (the same code the separate binaries run), on loopback, with
 //! SQLite files and a development signing key under one data directory.
 //!
-//! The three RPC services listen on free loopback ports; only the gateway's address is chosen by
-//! the user. All listeners are bound first, so every program can be told where the others are.
+//! The three RPC services listen on the ports of the Kubernetes Services and the README
+//! (account 8810, warehouse 8820, payment 8830), so direct Thrift and gRPC callers know where to
+//! find them; each address can be changed (port 0 picks a free port). All listeners are bound
+//! first, so every program can be told where the others are.
 
 use std::{
     net::SocketAddr,
@@ -27,6 +29,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// The gateway's listen address; port 0 picks a free port.
     pub listen: String,
+    /// The RPC services' listen addresses.
+    pub account_listen: String,
+    pub warehouse_listen: String,
+    pub payment_listen: String,
     /// A built front-end (e.g. the Fenix bookstore's `dist/`) to serve at `/`.
     pub static_dir: Option<PathBuf>,
     pub log: LogConfig,
@@ -39,8 +45,11 @@ pub enum LaunchError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Bind(#[from] BindError),
+    #[error("{source} (choose another address with {flag})")]
+    Bind {
+        flag: &'static str,
+        source: BindError,
+    },
     #[error("the account service failed to start: {0}")]
     Account(#[from] account::BuildError),
     #[error("the warehouse service failed to start: {0}")]
@@ -77,10 +86,13 @@ impl System {
             ..AuthConfig::default()
         };
 
-        let (account_listener, account_address) = bind("127.0.0.1:0").await?;
-        let (warehouse_listener, warehouse_address) = bind("127.0.0.1:0").await?;
-        let (payment_listener, payment_address) = bind("127.0.0.1:0").await?;
-        let (gateway_listener, gateway_address) = bind(&options.listen).await?;
+        let (account_listener, account_address) =
+            bind(&options.account_listen, "--account-listen").await?;
+        let (warehouse_listener, warehouse_address) =
+            bind(&options.warehouse_listen, "--warehouse-listen").await?;
+        let (payment_listener, payment_address) =
+            bind(&options.payment_listen, "--payment-listen").await?;
+        let (gateway_listener, gateway_address) = bind(&options.listen, "--listen").await?;
 
         let account = account::Application::build_with_listener(
             account::configuration::Settings {
@@ -158,6 +170,24 @@ impl System {
         self.gateway.address()
     }
 
+    /// Every listener, with what it speaks, for the banner.
+    pub fn addresses(&self) -> [(&'static str, &'static str, SocketAddr); 4] {
+        [
+            (
+                "gateway",
+                "HTTP: REST API, OAuth2 tokens, web front-end",
+                self.gateway.address(),
+            ),
+            (
+                "account",
+                "Thrift (TTHeader, framed or buffered)",
+                self.account.address(),
+            ),
+            ("warehouse", "gRPC", self.warehouse.address()),
+            ("payment", "gRPC", self.payment.address()),
+        ]
+    }
+
     /// Runs all four until the stop token fires and each has drained. Errors are logged by
     /// the program that had them; this reports whether all stopped cleanly.
     pub async fn run_until_stopped(self) -> bool {
@@ -179,10 +209,16 @@ impl System {
     }
 }
 
-async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), BindError> {
-    let listener = serve::bind(listen).await?;
-    let address = serve::local_address(&listener, listen)?;
-    Ok((listener, address))
+/// Binds `listen`; an error names `flag`, the option that chooses another address.
+async fn bind(listen: &str, flag: &'static str) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let bound = async {
+        let listener = serve::bind(listen).await?;
+        let address = serve::local_address(&listener, listen)?;
+        Ok((listener, address))
+    };
+    bound
+        .await
+        .map_err(|source| LaunchError::Bind { flag, source })
 }
 
 fn loopback(address: SocketAddr) -> ServerConfig {

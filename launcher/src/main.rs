@@ -15,6 +15,15 @@ struct Args {
     /// The gateway's address (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// The account service's Thrift address.
+    #[arg(long, default_value = "127.0.0.1:8810")]
+    account_listen: String,
+    /// The warehouse service's gRPC address.
+    #[arg(long, default_value = "127.0.0.1:8820")]
+    warehouse_listen: String,
+    /// The payment service's gRPC address.
+    #[arg(long, default_value = "127.0.0.1:8830")]
+    payment_listen: String,
     /// A built web front-end to serve at `/` (for example the Fenix bookstore's `dist/`).
     #[arg(long)]
     static_dir: Option<PathBuf>,
@@ -35,6 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let options = Options {
         data_dir: args.data_dir,
         listen: args.listen,
+        account_listen: args.account_listen,
+        warehouse_listen: args.warehouse_listen,
+        payment_listen: args.payment_listen,
         static_dir: args.static_dir,
         log,
     };
@@ -43,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "bookstore is running at http://{address}/ (REST API under /restful, tokens at /oauth/token); Ctrl-C stops it"
     );
+    for (program, protocol, address) in system.addresses() {
+        println!("  {program:<9} {address:<21} {protocol}");
+    }
     if system.run_until_stopped().await {
         Ok(())
     } else {

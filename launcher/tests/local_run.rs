@@ -21,6 +21,12 @@ impl Launcher {
             .args([
                 "--listen",
                 "127.0.0.1:0",
+                "--account-listen",
+                "127.0.0.1:0",
+                "--warehouse-listen",
+                "127.0.0.1:0",
+                "--payment-listen",
+                "127.0.0.1:0",
                 "--log-level",
                 "warn",
                 "--data-dir",

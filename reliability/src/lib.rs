@@ -2,6 +2,8 @@
 //!
 //! - [`conservation`]: the audit that stock and money are neither lost nor created, as a library
 //!   function (used by every fault and load test) and as the `conservation` command.
+//! - [`wire`]: hand-made bytes for the RPC ports (raw gRPC calls, a raw Thrift `Ping`) and a
+//!   process's memory, for the hostile-input tests.
 //! - [`programs`], [`stack`], [`traffic`]: test support that runs the four real program binaries
 //!   as child processes on loopback, talks to the gateway like the front-end (with
 //!   `gateway::testing::Rest`, the client the gateway's own tests use), and drives a steady,
@@ -9,7 +11,9 @@
 //!
 //! The tests live in `tests/`: `faults.rs` (SIGKILL, rolling restarts, config swaps under
 //! traffic), `load.rs` (200 buyers racing for 10 books), `hostile.rs` (forged tokens, hostile
-//! bodies and paths, SQL metacharacters, garbage on the RPC ports, password guessing) and
+//! bodies and paths, SQL metacharacters, garbage on the RPC ports, password guessing),
+//! `wire_limits.rs` (oversized and malformed RPC messages, slow clients, a memory limit),
+//! `burst.rs` (liveness after bursts of buyers) and
 //! `schemathesis.rs` (property-based fuzzing from the OpenAPI document; run by
 //! `reliability/schemathesis.sh`).
 
@@ -17,3 +21,4 @@ pub mod conservation;
 pub mod programs;
 pub mod stack;
 pub mod traffic;
+pub mod wire;

@@ -58,6 +58,11 @@ pub fn binary(kind: Kind) -> PathBuf {
     binary_dir().join(kind.binary_name())
 }
 
+/// The launcher (`cargo run -p bookstore`): all four programs in one process.
+pub fn launcher_binary() -> PathBuf {
+    binary_dir().join("bookstore")
+}
+
 fn binary_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -81,6 +86,8 @@ fn binary_dir() -> &'static Path {
                 "payment",
                 "-p",
                 "gateway",
+                "-p",
+                "bookstore",
             ])
             .status()
             .expect("run cargo build for the program binaries");

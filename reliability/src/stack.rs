@@ -222,6 +222,8 @@ impl Stack {
     fn server(&self) -> ServerConfig {
         ServerConfig {
             drain_seconds: 3,
+            // Short, so the tests can watch a silent client being dropped.
+            handshake_timeout_ms: 2_000,
             ..ServerConfig::with_listen("127.0.0.1:0")
         }
     }

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use reliability::{
     programs::Kind,
     stack::{Stack, StackOptions, Storage},
+    wire::{self, THRIFT_PING, thrift_ping},
 };
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -592,50 +593,9 @@ async fn sql_metacharacters_are_stored_and_returned_verbatim_on_postgres() {
 
 // ---- garbage on the RPC ports ----------------------------------------------------------------
 
-/// A framed, strict-binary Thrift call of `Ping` (what a stock Apache client sends).
-#[rustfmt::skip]
-const THRIFT_PING: &[u8] = &[
-    0, 0, 0, 21,
-    0x80, 0x01, 0x00, 0x01,
-    0, 0, 0, 4, b'P', b'i', b'n', b'g',
-    0, 0, 0, 7,
-    12, 0, 1,
-    0,
-    0,
-];
-
 /// Writes `bytes`, then reads whatever comes back until the server closes or goes quiet.
 async fn throw(address: SocketAddr, bytes: &[u8]) {
-    let Ok(mut stream) = TcpStream::connect(address).await else {
-        panic!("{address} refused a connection");
-    };
-    let _ = stream.write_all(bytes).await;
-    let _ = stream.shutdown().await;
-    let mut sink = vec![0u8; 64 * 1024];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(n) = stream.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-/// One complete Ping over a fresh connection: the server still serves the next client.
-async fn thrift_ping(address: SocketAddr) {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream.write_all(THRIFT_PING).await.expect("write");
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 256];
-    while !String::from_utf8_lossy(&reply).contains("SERVING") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .expect("a Ping answer in time")
-            .expect("read");
-        assert!(n > 0, "the account service closed the connection");
-        reply.extend_from_slice(&chunk[..n]);
-    }
+    wire::throw(address, bytes, Duration::from_secs(2)).await;
 }
 
 /// gRPC requests with a valid HTTP/2 frame layer and garbage inside.
