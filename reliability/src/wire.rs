@@ -71,6 +71,8 @@ pub fn grpc_prefix(length: u32) -> Vec<u8> {
 }
 
 type FrameSender = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+/// A request body the caller writes frame by frame.
+type OpenBody = StreamBody<mpsc::Receiver<Result<Frame<Bytes>, Infallible>>>;
 
 /// Calls `path` over HTTP/2 with a request body of `chunks`, which stays open (as a slow or
 /// hostile client would leave it) until the answer comes or `wait` passes. Returns the
@@ -81,10 +83,9 @@ pub async fn grpc_raw(
     chunks: Vec<Vec<u8>>,
     wait: Duration,
 ) -> Option<u32> {
-    let client: Client<_, StreamBody<mpsc::Receiver<Result<Frame<Bytes>, Infallible>>>> =
-        Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build_http();
+    let client: Client<_, OpenBody> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
     let (mut sender, receiver): (FrameSender, _) = mpsc::channel(chunks.len() + 1);
     for chunk in chunks {
         let _ = sender.try_send(Ok(Frame::data(Bytes::from(chunk))));

@@ -65,9 +65,9 @@ async fn buyer(
         let turn = seed * 7 + round;
         // A caller that gives up: on every other round, the pay (or the settlement) is left
         // after 0 to 1.5 ms, spread over the moments its transaction begins and ends.
-        if turn % 2 == 0 {
+        if turn.is_multiple_of(2) {
             let patience = Duration::from_micros(((turn * 131) % 1_500) as u64);
-            if turn % 6 == 0 {
+            if turn.is_multiple_of(6) {
                 let _ = tokio::time::timeout(patience * 4, service.settle(me, &[(book, 1)])).await;
             } else if let Ok(payment) = service.settle(me, &[(book, 1)]).await {
                 let _ = tokio::time::timeout(patience, service.pay(me, &payment.pay_id)).await;
@@ -76,7 +76,7 @@ async fn buyer(
             continue;
         }
         // Insufficient stock: more of the scarce book than there is.
-        if turn % 11 == 0 {
+        if turn.is_multiple_of(11) {
             let outcome = service.settle(me, &[(scarce, 1_000)]).await;
             tally.count("settle too many", outcome, &[Code::FailedPrecondition]);
             continue;

@@ -27,6 +27,22 @@ enum Position {
     Message { left: u64 },
 }
 
+/// A message declared larger than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    pub declared: u32,
+    pub limit: u32,
+}
+
+impl From<TooLarge> for Status {
+    fn from(too_large: TooLarge) -> Self {
+        Status::resource_exhausted(format!(
+            "a message of {} bytes is larger than this server's limit of {} bytes",
+            too_large.declared, too_large.limit
+        ))
+    }
+}
+
 /// Follows the 5-byte prefixes of a gRPC message stream.
 #[derive(Debug, Clone)]
 pub struct MessageLimit {
@@ -44,7 +60,7 @@ impl MessageLimit {
 
     /// Reads `chunk` as the next bytes of the stream; an error names the first message that is
     /// too large.
-    pub fn check(&mut self, mut chunk: &[u8]) -> Result<(), Status> {
+    pub fn check(&mut self, mut chunk: &[u8]) -> Result<(), TooLarge> {
         while !chunk.is_empty() {
             match &mut self.position {
                 Position::Message { left } => {
@@ -65,11 +81,10 @@ impl MessageLimit {
                     if *seen == 5 {
                         let declared = *length;
                         if declared > self.max_bytes {
-                            return Err(Status::resource_exhausted(format!(
-                                "a message of {declared} bytes is larger than this server's \
-                                 limit of {} bytes",
-                                self.max_bytes
-                            )));
+                            return Err(TooLarge {
+                                declared,
+                                limit: self.max_bytes,
+                            });
                         }
                         self.position = if declared == 0 {
                             Position::Prefix { seen: 0, length: 0 }
@@ -124,10 +139,10 @@ where
             Some(Ok(frame)) => frame,
         };
         if let Some(data) = frame.data_ref()
-            && let Err(status) = self.limit.check(data)
+            && let Err(too_large) = self.limit.check(data)
         {
             self.refused = true;
-            return Poll::Ready(Some(Err(status)));
+            return Poll::Ready(Some(Err(too_large.into())));
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -179,7 +194,11 @@ mod tests {
                 .map(|chunk| limit.check(chunk))
                 .find_map(Result::err)
                 .expect("refused");
-            assert_eq!(refused.code(), volo_grpc::Code::ResourceExhausted);
+            assert_eq!(refused.declared, 0xFFFF_FFF0);
+            assert_eq!(
+                Status::from(refused).code(),
+                volo_grpc::Code::ResourceExhausted
+            );
         }
     }
 }

@@ -180,7 +180,8 @@ impl Health for HealthService {
             last = Some(*status);
             futures::future::ready(new)
         })
-        .map(|status| Ok(HealthCheckResponse { status }));
+        .map(|status| HealthCheckResponse { status })
+        .map(Ok);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -336,12 +336,12 @@ fn compact_struct(r: &mut Reader<'_>, depth: usize) -> Result<(), Verdict> {
 
 fn compact_value(r: &mut Reader<'_>, kind: u8, depth: usize) -> Result<(), Verdict> {
     match kind {
-        1 | 2 | 3 => r.take(1).map(drop), // bool (as an element), byte
-        4 => r.varint(3).map(drop),       // i16
-        5 => r.varint(5).map(drop),       // i32
-        6 => r.varint(10).map(drop),      // i64
-        7 => r.take(8).map(drop),         // double
-        13 => r.take(16).map(drop),       // uuid
+        1..=3 => r.take(1).map(drop), // bool (as an element), byte
+        4 => r.varint(3).map(drop),   // i16
+        5 => r.varint(5).map(drop),   // i32
+        6 => r.varint(10).map(drop),  // i64
+        7 => r.take(8).map(drop),     // double
+        13 => r.take(16).map(drop),   // uuid
         8 => {
             let len = r.varint(5)?;
             r.bytes(len as i64)

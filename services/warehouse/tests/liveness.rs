@@ -98,10 +98,12 @@ async fn caller(caller: Caller<'_>, seed: usize, products: &[i64], tally: &Tally
         let product = products[turn % products.len()];
         let lines = [(product, 1 + (turn % 3) as i64)];
         // Every other round gives up after 0 to 1.5 ms, somewhere in its transaction.
-        if turn % 2 == 0 {
+        if turn.is_multiple_of(2) {
             let patience = Duration::from_micros(((turn * 131) % 1_500) as u64);
             let _ = tokio::time::timeout(patience, caller.reserve(&payment_id, &lines)).await;
-            let _ = tokio::time::timeout(patience, caller.settle(&payment_id, turn % 4 == 0)).await;
+            let _ =
+                tokio::time::timeout(patience, caller.settle(&payment_id, turn.is_multiple_of(4)))
+                    .await;
             tally.abandoned.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -125,7 +127,7 @@ async fn caller(caller: Caller<'_>, seed: usize, products: &[i64], tally: &Tally
                 // The same payment id for other items.
                 let other = [(product, 9)];
                 tally.count("reused id", caller.reserve(&payment_id, &other).await);
-                let commit = turn % 3 != 0;
+                let commit = !turn.is_multiple_of(3);
                 tally.count("settle", caller.settle(&payment_id, commit).await);
                 // The other final state, which is refused.
                 tally.count("wrong way", caller.settle(&payment_id, !commit).await);
@@ -255,15 +257,15 @@ async fn a_burst_of_reservations_leaves_every_path_working(database: DatabaseCon
     within_a_second(started, "reads");
     assert_eq!(server.stock(fresh.id).await.amount, 3);
     let started = Instant::now();
-    let _: Result<_, Status> = client
+    let short_lived = client
         .create_product(admin.grpc_request(CreateProductRequest {
             product: Some(common::product_input("Short-lived", 100, &[])),
         }))
         .await
-        .map(|created| created.into_inner().id)
-        .and_then(|id| Ok(id));
+        .expect("create a product")
+        .into_inner();
     client
-        .delete_product(admin.grpc_request(DeleteProductRequest { id: fresh.id }))
+        .delete_product(admin.grpc_request(DeleteProductRequest { id: short_lived.id }))
         .await
         .expect("delete a product");
     within_a_second(started, "create and delete");

@@ -47,7 +47,7 @@ async fn caller(server: &TestServer, seed: usize, tally: &Tally) {
         let turn = seed * 5 + round;
         let username = format!("burst{seed}x{round}");
         // Every third round gives up after 0 to 3 ms: mid-registration or mid-update.
-        if turn % 3 == 0 {
+        if turn.is_multiple_of(3) {
             let patience = Duration::from_micros(((turn * 131) % 3_000) as u64);
             let _ = tokio::time::timeout(patience, server.create(registration(&username))).await;
             let mut update = update_of(&neighbour);
@@ -110,7 +110,7 @@ async fn a_burst_of_registrations_leaves_every_path_working(server: TestServer) 
 
     // Registrations that were given up on happened whole or not at all.
     for seed in 0..CALLERS {
-        for round in (0..ROUNDS).filter(|round| (seed * 5 + round) % 3 == 0) {
+        for round in (0..ROUNDS).filter(|round| (seed * 5 + round).is_multiple_of(3)) {
             let username = format!("burst{seed}x{round}");
             if let MaybeException::Ok(account) =
                 server.get_by_username(server.admin(), &username).await
