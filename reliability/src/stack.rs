@@ -73,6 +73,30 @@ impl Default for StackOptions {
     }
 }
 
+impl StackOptions {
+    /// For tests about correctness or liveness under a burst, not latency: every hop of a debug
+    /// build gets room (a 30 s request budget, 20 s per backend call, 5 s for the payment
+    /// service's warehouse calls).
+    pub fn with_room(storage: Storage) -> Self {
+        Self {
+            storage,
+            warehouse_rpc_timeout_ms: 5_000,
+            reservation_guard_ms: 15_000,
+            adjust_gateway: |config| {
+                config.request.budget_ms = 30_000;
+                for backend in [
+                    &mut config.account,
+                    &mut config.warehouse,
+                    &mut config.payment,
+                ] {
+                    backend.client.timeout_ms = 20_000;
+                }
+            },
+            ..Self::default()
+        }
+    }
+}
+
 /// A program with the settings its config directory holds.
 pub struct Instance<S> {
     pub program: Program,

@@ -54,24 +54,8 @@ async fn buy(rest: Rest, token: String, product: i64, start: Arc<Barrier>) -> (u
 }
 
 async fn race(storage: Storage) {
-    let stack = Stack::start(StackOptions {
-        storage,
-        // The race is about correctness, not deadlines: give every hop room under the burst.
-        warehouse_rpc_timeout_ms: 5_000,
-        reservation_guard_ms: 15_000,
-        adjust_gateway: |config| {
-            config.request.budget_ms = 30_000;
-            for backend in [
-                &mut config.account,
-                &mut config.warehouse,
-                &mut config.payment,
-            ] {
-                backend.client.timeout_ms = 20_000;
-            }
-        },
-        ..StackOptions::default()
-    })
-    .await;
+    // The race is about correctness, not deadlines: give every hop room under the burst.
+    let stack = Stack::start(StackOptions::with_room(storage)).await;
     let rest = stack.rest.clone().with_timeout(Duration::from_secs(60));
     let admin = rest.admin_token().await;
     let product = rest

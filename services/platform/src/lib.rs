@@ -1,6 +1,10 @@
 //! What every bookstore program needs and nothing domain-specific: configuration with hot
-//! reload, telemetry, shutdown, database pools and migrations, JWT verification, the gRPC health
-//! service, and helpers for carrying tokens and request ids in RPC metadata.
+//! reload, telemetry, shutdown, database pools and migrations (every write transaction on a task
+//! of its own, see [`database`]), JWT verification, the gRPC health service (which follows a
+//! database write probe), helpers for carrying tokens and request ids in RPC metadata, and what
+//! keeps one client from costing a server more than its share: the gRPC servers' accept loop
+//! ([`grpc_server`], [`grpc_message_limit`]) and the Thrift server's guarded codec
+//! ([`thrift_server`], [`thrift_wire`]).
 
 pub mod configuration;
 pub mod database;
