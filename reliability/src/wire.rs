@@ -25,13 +25,31 @@ pub const THRIFT_PING: &[u8] = &[
     0, // the arguments' end
 ];
 
-/// Writes `bytes` on a new connection, then reads whatever comes back until the server closes
-/// the connection or `wait` passes. Returns what came back and whether the server closed it.
+/// Writes `bytes` on a new connection and leaves it open (as a client that has more to send, or
+/// pretends to), then reads whatever comes back until the server closes the connection or
+/// `wait` passes. Returns what came back and whether the server closed it.
 pub async fn throw(address: SocketAddr, bytes: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    exchange(address, bytes, false, wait).await
+}
+
+/// As [`throw`], but the client closes its side after `bytes`: the server sees the end at once.
+pub async fn throw_and_close(address: SocketAddr, bytes: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    exchange(address, bytes, true, wait).await
+}
+
+async fn exchange(
+    address: SocketAddr,
+    bytes: &[u8],
+    close: bool,
+    wait: Duration,
+) -> (Vec<u8>, bool) {
     let mut stream = TcpStream::connect(address)
         .await
         .unwrap_or_else(|error| panic!("{address} refused a connection: {error}"));
     let _ = stream.write_all(bytes).await;
+    if close {
+        let _ = stream.shutdown().await;
+    }
     let mut received = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let closed = tokio::time::timeout(wait, async {

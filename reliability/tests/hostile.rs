@@ -595,7 +595,7 @@ async fn sql_metacharacters_are_stored_and_returned_verbatim_on_postgres() {
 
 /// Writes `bytes`, then reads whatever comes back until the server closes or goes quiet.
 async fn throw(address: SocketAddr, bytes: &[u8]) {
-    wire::throw(address, bytes, Duration::from_secs(2)).await;
+    wire::throw_and_close(address, bytes, Duration::from_secs(2)).await;
 }
 
 /// gRPC requests with a valid HTTP/2 frame layer and garbage inside.

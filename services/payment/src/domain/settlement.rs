@@ -13,11 +13,11 @@ pub const MAX_CART_LINES: usize = 1_000;
 /// The longest purchase details, in characters: recipient name, telephone, address, and the
 /// payment and delivery methods.
 const PURCHASE_FIELD_MAX_CHARS: [(&str, usize); 5] = [
-    ("purchase.name", 100),
-    ("purchase.telephone", 50),
+    ("purchase.name", 200),
+    ("purchase.telephone", 100),
     ("purchase.location", 500),
-    ("purchase.pay", 50),
-    ("purchase.delivery", 50),
+    ("purchase.pay", 100),
+    ("purchase.delivery", 100),
 ];
 
 /// Units per product id, ordered by product id; every amount is at least 1.
