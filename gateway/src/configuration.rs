@@ -102,6 +102,14 @@ pub struct HttpServerConfig {
     pub readiness_grace_ms: u64,
     /// Largest accepted request body; bigger ones get 413.
     pub max_body_bytes: usize,
+    /// Open connections at most; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A new connection that has not sent a whole request head by then is closed.
+    pub handshake_timeout_ms: u64,
+    /// A connection with no request in flight that has sent nothing for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// HTTP/2: requests in flight at once on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for HttpServerConfig {
@@ -111,6 +119,10 @@ impl Default for HttpServerConfig {
             drain_seconds: 10,
             readiness_grace_ms: 0,
             max_body_bytes: 1024 * 1024,
+            max_connections: 4_096,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 120_000,
+            max_concurrent_streams: 256,
         }
     }
 }

@@ -149,6 +149,7 @@ impl Application {
                 readiness,
                 readiness_grace: Duration::from_millis(settings.server.readiness_grace_ms),
                 drain: Duration::from_secs(settings.server.drain_seconds),
+                limits: server::Limits::of(&settings.server),
                 trusted_proxies: settings.login_throttle.trusted_proxies.clone().into(),
             },
             address,

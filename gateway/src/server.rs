@@ -1,5 +1,8 @@
 //! The HTTP server: hyper 1 connections (HTTP/1.1 and HTTP/2, auto-detected) on a listener we
-//! accept on ourselves, each watched by a [`GracefulShutdown`], so shutdown is explicit:
+//! accept on ourselves, with the limits of `[server]` (at most `max_connections` open; a
+//! connection silent past `handshake_timeout_ms` or, between requests, `idle_timeout_ms` is
+//! closed, see `platform::connection_watch`; `max_concurrent_streams` per HTTP/2 connection).
+//! Shutdown is explicit:
 //!
 //! 1. `stop` fires: `/readyz` starts failing, and for `readiness_grace` new connections are still
 //!    accepted (a load balancer needs a moment to notice);
@@ -24,14 +27,41 @@ use axum::{
 };
 use http::StatusCode;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
 };
-use platform::shutdown::CancellationToken;
-use tokio::net::TcpListener;
+use platform::{
+    connection_watch::{Connections, Silence},
+    shutdown::CancellationToken,
+};
+use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
 
-use crate::{forwarded::TrustedNetwork, readiness::Readiness, throttle::ClientAddress};
+use crate::{
+    configuration::HttpServerConfig, forwarded::TrustedNetwork, readiness::Readiness,
+    throttle::ClientAddress,
+};
+
+/// What one client may cost the server (`[server]`, see the module documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub silence: Silence,
+    pub max_concurrent_streams: u32,
+}
+
+impl Limits {
+    pub fn of(config: &HttpServerConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            silence: Silence {
+                handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
+                idle: Duration::from_millis(config.idle_timeout_ms.max(1)),
+            },
+            max_concurrent_streams: config.max_concurrent_streams,
+        }
+    }
+}
 
 pub struct Server {
     pub listener: TcpListener,
@@ -42,6 +72,7 @@ pub struct Server {
     pub drain: Duration,
     /// Whose `X-Forwarded-For` names the client (`[login_throttle] trusted_proxies`).
     pub trusted_proxies: Arc<[TrustedNetwork]>,
+    pub limits: Limits,
 }
 
 impl Server {
@@ -54,9 +85,22 @@ impl Server {
             readiness_grace,
             drain,
             trusted_proxies,
+            limits,
         } = self;
-        let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let connections = Connections::new(limits.max_connections, limits.silence);
+        // Shutdown reaches every connection through this channel; each holds a receiver.
+        let (draining, drain_started) = watch::channel(());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.silence.handshake);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.max_concurrent_streams as usize);
+        let builder = Arc::new(builder);
 
         let accept_until = async {
             stop.cancelled().await;
@@ -81,37 +125,44 @@ impl Server {
                     }
                 },
             };
+            let Some(watch) = connections.admit() else {
+                continue;
+            };
             // A response is written whole; Nagle's algorithm would only hold its tail back
             // waiting for the client's (delayed) acknowledgement.
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
             }
+            let stream = watch.wrap(stream);
             let router = router.clone();
             let trusted_proxies = trusted_proxies.clone();
+            let calls = watch.calls();
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     let router = router.clone();
+                    let call = calls.call_started();
                     // The token endpoint slows password guessing per client address.
                     let client = ClientAddress::of(peer, request.headers(), &trusted_proxies);
                     request.extensions_mut().insert(client);
-                    respond(router, request)
+                    async move {
+                        let response = respond(router, request).await;
+                        drop(call);
+                        response
+                    }
                 });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let builder = builder.clone();
+            let drain_started = drain_started.clone();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                watch.drive(connection, drain_started).await;
             });
         }
         drop(listener);
-        tracing::info!(
-            open = graceful.count(),
-            "listener closed; draining connections"
-        );
-        if tokio::time::timeout(drain, graceful.shutdown())
+        drop(drain_started);
+        tracing::info!("listener closed; draining connections");
+        let _ = draining.send(());
+        // Resolves once every connection task has ended (and dropped its receiver).
+        if tokio::time::timeout(drain, draining.closed())
             .await
             .is_err()
         {

@@ -350,6 +350,8 @@ impl Stack {
         let mut config = GatewayConfig::default();
         config.server.listen = listen.to_string();
         config.server.drain_seconds = 3;
+        // Short, so the tests can watch a silent client being dropped.
+        config.server.handshake_timeout_ms = 2_000;
         config.log = self.log();
         config.oauth.private_key_path = self.keys.private_key_path();
         config.account.client.hostport = self.addresses(Kind::Account);

@@ -4,7 +4,7 @@
 //! panics, and the next client is served: a TTHeader message declaring 4 GiB, an unframed
 //! method name declaring 2 GiB, a frame declaring 2 GiB, a string running past its frame, a
 //! TTHeader header cut short, gRPC messages declaring 4 GiB, 6 MiB and 48 MiB, a client that
-//! sends a few bytes and waits, and an over-long display name sent straight to the account
+//! sends a few bytes and waits (on the gateway too), and an over-long display name sent straight to the account
 //! service. Then the whole bookstore in one process, under an address-space limit, survives the
 //! oversized declarations.
 
@@ -132,11 +132,13 @@ async fn hand_made_messages_are_refused_promptly_and_cost_nothing() {
     }
 
     // A client that sends a few bytes and waits is dropped within the handshake timeout (2 s
-    // here), on every RPC port.
+    // here), on every port.
+    let gateway = stack.gateway.address();
     for (address, bytes) in [
         (account, &UNFRAMED_2_GIB_NAME[..6]),
         (warehouse, &b"PRI * HTTP/2.0"[..]),
         (payment, &b"PRI * HTTP/2.0"[..]),
+        (gateway, &b"GET /restful/pro"[..]),
     ] {
         let started = Instant::now();
         let (_, closed) = wire::throw(address, bytes, Duration::from_secs(10)).await;

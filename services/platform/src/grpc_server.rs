@@ -9,35 +9,22 @@
 //!
 //! - at most `max_connections` connections; one more is closed at once;
 //! - a connection that has not sent a complete request within `handshake_timeout_ms`, or that
-//!   has no call in flight and has sent nothing for `idle_timeout_ms`, is closed;
+//!   has no call in flight and has sent nothing for `idle_timeout_ms`, is closed
+//!   ([`crate::connection_watch`]);
 //! - HTTP/2 only, at most `max_concurrent_streams` calls per connection, header lists of at most
 //!   16 KiB, resets by the client tolerated up to the stream limit;
 //! - messages of at most `max_message_bytes`, refused with `RESOURCE_EXHAUSTED` before any of
 //!   the message is buffered (see [`crate::grpc_message_limit`]);
 //! - accept errors (out of file descriptors, say) logged and retried after a pause.
 
-use std::{
-    convert::Infallible,
-    io,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
-    task::{Context, Poll},
-    time::{Duration, Instant},
-};
+use std::{convert::Infallible, io, sync::Arc, time::Duration};
 
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-    sync::{Semaphore, watch},
-};
+use tokio::sync::watch;
 use volo::Service;
 use volo_grpc::{
     Request, Response, Status,
@@ -49,7 +36,10 @@ use volo_grpc::{
 };
 
 use crate::{
-    configuration::ServerConfig, grpc_message_limit::LimitedBody, serve::StoppableIncoming,
+    configuration::ServerConfig,
+    connection_watch::{Connections, Silence},
+    grpc_message_limit::LimitedBody,
+    serve::StoppableIncoming,
 };
 
 /// The largest header list a call may send (hyper's own default; volo-grpc sets 16 MiB).
@@ -72,7 +62,13 @@ where
         + 'static,
 {
     let service = MetaService::new(router, DefaultProvider);
-    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let connections = Connections::new(
+        config.max_connections,
+        Silence {
+            handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
+            idle: Duration::from_millis(config.idle_timeout_ms.max(1)),
+        },
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
     builder
         .http2()
@@ -82,7 +78,7 @@ where
         .max_header_list_size(MAX_HEADER_LIST_BYTES);
     let builder = Arc::new(builder);
     // Shutdown reaches every connection through this channel; each holds a receiver.
-    let (drain, draining_rx) = watch::channel(());
+    let (drain, draining) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -92,22 +88,17 @@ where
         let Some((stream, peer)) = accepted else {
             break;
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = config.max_connections, "connection refused: too many open");
+        let Some(watch) = connections.admit() else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
-        let stream = Watched {
-            inner: stream,
-            activity: activity.clone(),
-        };
+        let stream = watch.wrap(stream);
         let max_message = config.max_message_bytes;
         let service = service.clone();
-        let calls = activity.clone();
+        let calls = watch.calls();
         let handle = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let mut service = service.clone();
-            let calls = calls.clone();
+            let call = calls.call_started();
             if let Ok(address) = peer.to_string().parse() {
                 request
                     .headers_mut()
@@ -115,180 +106,21 @@ where
             }
             let request = request.map(|body| boxed(LimitedBody::new(body, max_message)));
             async move {
-                let _call = calls.call_started();
                 let response = tower::Service::call(&mut service, request).await;
+                drop(call);
                 Ok::<_, Infallible>(response.unwrap_or_else(Status::to_http))
             }
         });
         let builder = builder.clone();
-        let mut drain_started = draining_rx.clone();
-        let timeouts = Timeouts::of(&config);
+        let draining = draining.clone();
         tokio::spawn(async move {
             let connection = builder.serve_connection(TokioIo::new(stream), handle);
-            tokio::pin!(connection);
-            let mut draining = false;
-            // Set when the connection is closed for silence: it gets a moment to go quietly.
-            let mut cut_at: Option<tokio::time::Instant> = None;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::debug!(%peer, %error, "gRPC connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = drain_started.changed(), if !draining => {
-                        draining = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                    _ = tokio::time::sleep(timeouts.tick), if !draining => {
-                        if let Some(why) = timeouts.expired(&activity) {
-                            tracing::debug!(%peer, why, "closing a gRPC connection");
-                            draining = true;
-                            cut_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
-                            connection.as_mut().graceful_shutdown();
-                        }
-                    }
-                    _ = sleep_until(cut_at) => break,
-                }
-            }
-            drop(permit);
+            watch.drive(connection, draining).await;
         });
     }
-    drop(draining_rx);
+    drop(draining);
     let _ = drain.send(());
     // Resolves once every connection task has ended (and dropped its receiver).
     drain.closed().await;
     Ok(())
-}
-
-/// Sleeps until `at`, or forever when there is no `at`.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A connection's last signs of life, shared between its stream and its calls.
-struct Activity {
-    opened: Instant,
-    /// Milliseconds after `opened` of the last byte received.
-    last_read_ms: AtomicU64,
-    in_flight: AtomicUsize,
-    calls_seen: AtomicUsize,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            opened: Instant::now(),
-            last_read_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            calls_seen: AtomicUsize::new(0),
-        }
-    }
-
-    fn read_now(&self) {
-        let now = self.opened.elapsed().as_millis() as u64;
-        self.last_read_ms.store(now, Ordering::Relaxed);
-    }
-
-    fn call_started(self: &Arc<Self>) -> CallGuard {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.calls_seen.fetch_add(1, Ordering::Relaxed);
-        CallGuard(self.clone())
-    }
-}
-
-/// Counts a call in flight for as long as it lives.
-struct CallGuard(Arc<Activity>);
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// When a connection is closed for saying nothing.
-#[derive(Clone, Copy)]
-struct Timeouts {
-    handshake: Duration,
-    idle: Duration,
-    tick: Duration,
-}
-
-impl Timeouts {
-    fn of(config: &ServerConfig) -> Self {
-        let handshake = Duration::from_millis(config.handshake_timeout_ms.max(1));
-        let idle = Duration::from_millis(config.idle_timeout_ms.max(1));
-        Self {
-            handshake,
-            idle,
-            tick: (handshake.min(idle) / 4)
-                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-        }
-    }
-
-    fn expired(&self, activity: &Activity) -> Option<&'static str> {
-        let age = activity.opened.elapsed();
-        if activity.calls_seen.load(Ordering::Relaxed) == 0 {
-            return (age > self.handshake).then_some("no call within the handshake timeout");
-        }
-        let quiet = age.saturating_sub(Duration::from_millis(
-            activity.last_read_ms.load(Ordering::Relaxed),
-        ));
-        (activity.in_flight.load(Ordering::Relaxed) == 0 && quiet > self.idle).then_some("idle")
-    }
-}
-
-/// A TCP stream that records when it last received bytes.
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.read_now();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }

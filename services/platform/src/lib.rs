@@ -7,6 +7,7 @@
 //! ([`thrift_server`], [`thrift_wire`]).
 
 pub mod configuration;
+pub mod connection_watch;
 pub mod database;
 pub mod discovery;
 pub mod grpc_message_limit;
