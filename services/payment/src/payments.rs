@@ -25,7 +25,8 @@ use crate::{
     warehouse::{WarehouseClient, WarehouseError},
 };
 
-/// Price lookups in flight at once during a settlement.
+/// Price lookups in flight at once during a settlement (only for a warehouse that does not
+/// answer a reservation with its prices).
 const PRICE_LOOKUPS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,8 @@ impl Payments {
         }
     }
 
-    /// Prices the cart, reserves its stock and stores a WAITING payment owned by `account_id`.
+    /// Reserves the cart's stock, prices it at the unit prices the reservation answers (one
+    /// warehouse call), and stores a WAITING payment owned by `account_id`.
     pub async fn settle(
         &self,
         account_id: i64,
@@ -121,17 +123,6 @@ impl Payments {
             return replayed(replay, Operation::Settle, &fingerprint);
         }
         let rules = self.config.borrow().payment.clone();
-        let prices = self.prices(&settlement, request_id).await?;
-        let (items, total) = total_cents(&settlement.cart, &prices, rules.shipping_fee_cents)
-            .map_err(|error| match error {
-                TotalError::Overflow => {
-                    ValidationErrors::single("items", "the total is too large").into()
-                }
-                TotalError::MissingPrice(product) => {
-                    PaymentError::Internal(format!("no price fetched for product {product}"))
-                }
-            })?;
-
         let pay_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let now = now_ms();
         let guard = self
@@ -139,17 +130,44 @@ impl Payments {
             .insert_guard(&pay_id, now.saturating_add(rules.reservation_guard_ms), now)
             .await?;
         let lines: Vec<(i64, i64)> = settlement.cart.lines().collect();
-        if let Err(error) = self.warehouse.reserve(&pay_id, &lines, request_id).await {
-            if error.definitely_not_done() {
-                if let Err(store_error) = self.store.drop_guard(guard).await {
-                    // Harmless: releasing a reservation that does not exist is a no-op.
-                    tracing::warn!(%pay_id, error = %store_error, "cannot drop an unneeded reservation guard");
+        let mut prices = match self.warehouse.reserve(&pay_id, &lines, request_id).await {
+            Ok(prices) => prices,
+            Err(error) => {
+                if error.definitely_not_done() {
+                    if let Err(store_error) = self.store.drop_guard(guard).await {
+                        // Harmless: releasing a reservation that does not exist is a no-op.
+                        tracing::warn!(%pay_id, error = %store_error, "cannot drop an unneeded reservation guard");
+                    }
+                } else {
+                    tracing::warn!(%pay_id, %error, "reservation outcome unknown; its release is scheduled");
                 }
-            } else {
-                tracing::warn!(%pay_id, %error, "reservation outcome unknown; its release is scheduled");
+                return Err(error.into());
             }
-            return Err(error.into());
-        }
+        };
+        // The reservation answers the prices it was taken at; only a warehouse that predates
+        // that leaves any to look up.
+        let priced = self
+            .missing_prices(&settlement, &mut prices, request_id)
+            .await;
+        let total = priced.and_then(|()| {
+            total_cents(&settlement.cart, &prices, rules.shipping_fee_cents).map_err(|error| {
+                match error {
+                    TotalError::Overflow => {
+                        ValidationErrors::single("items", "the total is too large").into()
+                    }
+                    TotalError::MissingPrice(product) => {
+                        PaymentError::Internal(format!("no price for product {product}"))
+                    }
+                }
+            })
+        });
+        let (items, total) = match total {
+            Ok(priced) => priced,
+            Err(error) => {
+                self.abandon(guard, &pay_id).await;
+                return Err(error);
+            }
+        };
 
         let created_ms = now_ms();
         let new = NewPayment {
@@ -290,23 +308,32 @@ impl Payments {
         }
     }
 
-    /// Unit prices of every product in the cart; NOT_FOUND names the first unknown product.
-    async fn prices(
+    /// Looks up the unit prices a reservation did not answer (only a warehouse that predates
+    /// recorded prices leaves any out).
+    async fn missing_prices(
         &self,
         settlement: &Settlement,
+        prices: &mut BTreeMap<i64, i64>,
         request_id: Option<&str>,
-    ) -> Result<BTreeMap<i64, i64>, PaymentError> {
-        let lookups = settlement.cart.product_ids().map(|product_id| async move {
+    ) -> Result<(), PaymentError> {
+        let missing: Vec<i64> = settlement
+            .cart
+            .product_ids()
+            .filter(|product_id| !prices.contains_key(product_id))
+            .collect();
+        let lookups = missing.into_iter().map(|product_id| async move {
             match self.warehouse.price_cents(product_id, request_id).await {
                 Ok(price) => Ok((product_id, price)),
                 Err(WarehouseError::NotFound(_)) => Err(PaymentError::ProductNotFound(product_id)),
                 Err(error) => Err(error.into()),
             }
         });
-        futures::stream::iter(lookups)
+        let found: Vec<(i64, i64)> = futures::stream::iter(lookups)
             .buffered(PRICE_LOOKUPS)
             .try_collect()
-            .await
+            .await?;
+        prices.extend(found);
+        Ok(())
     }
 
     /// Releases a reservation whose settlement will not be stored: its guard becomes due now.

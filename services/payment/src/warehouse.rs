@@ -5,6 +5,7 @@
 //! [`WarehouseError`]s here, once; the rest of the service never sees a gRPC status from the
 //! warehouse.
 
+use std::collections::BTreeMap;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -139,13 +140,15 @@ impl WarehouseClient {
         Ok(product.price_cents)
     }
 
-    /// Reserves `lines` (product id, units) for `pay_id`, all or nothing.
+    /// Reserves `lines` (product id, units) for `pay_id`, all or nothing. Answers the unit price
+    /// (cents) each product was reserved at, by product id; a warehouse that predates recorded
+    /// prices answers none.
     pub async fn reserve(
         &self,
         pay_id: &str,
         lines: &[(i64, i64)],
         request_id: Option<&str>,
-    ) -> Result<(), WarehouseError> {
+    ) -> Result<BTreeMap<i64, i64>, WarehouseError> {
         let request = ReserveStockRequest {
             payment_id: pay_id.to_owned().into(),
             items: lines
@@ -159,7 +162,12 @@ impl WarehouseClient {
                 client.reserve_stock(request).await
             })
             .await?;
-        require_reserved(&reservation)
+        require_reserved(&reservation)?;
+        Ok(reservation
+            .unit_prices
+            .iter()
+            .map(|price| (price.product_id, price.unit_price_cents))
+            .collect())
     }
 
     /// Carries out an owed `action` on the reservation of `pay_id`: commit (the units leave for
@@ -287,6 +295,7 @@ mod tests {
                 product_id: 7,
                 amount: 1,
             }],
+            unit_prices: vec![],
         };
         assert_eq!(
             require_reserved(&answer(ReservationState::RESERVED)),

@@ -17,6 +17,7 @@ on_both_backends!(
     a_payment_process_stopped_between_steps_finishes_after_restart,
     expiry_survives_a_restart,
     a_reservation_whose_answer_is_lost_is_released,
+    a_settlement_is_one_warehouse_call_priced_by_its_reservation,
     two_payment_instances_time_each_payment_out_exactly_once,
     settlements_go_through_while_one_of_two_warehouse_replicas_is_gone,
 );
@@ -183,10 +184,45 @@ async fn a_reservation_whose_answer_is_lost_is_released(backend: Backend) {
     proxy.stop.cancel();
 }
 
+async fn a_settlement_is_one_warehouse_call_priced_by_its_reservation(backend: Backend) {
+    let mut world = World::new(backend).await;
+    let book = world.product(4_990, 5).await;
+    let pencil = world.product(10, 5).await;
+    let user = world.user(25);
+    let proxy = lossy::start(world.warehouse_address(), Duration::ZERO).await;
+    let mut settings = world.payment_settings();
+    settings.warehouse.hostport = vec![proxy.address.to_string()];
+    let service = world.start_payment(settings).await;
+
+    let payment = world
+        .settle(&service, &user, &[(book, 2), (pencil, 1)])
+        .await;
+    assert_eq!(
+        payment.total_price_cents,
+        2 * 4_990 + 10 + common::SHIPPING_FEE
+    );
+    let calls = |i: usize| proxy.calls[i].load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        (calls(0), calls(1)),
+        (0, 1),
+        "(GetProduct, ReserveStock) calls for one settlement"
+    );
+    world.assert_conserved(&service, OPENING_BALANCE).await;
+    service.stop().await;
+    proxy.stop.cancel();
+}
+
 /// A warehouse stand-in that forwards every call to the real warehouse but answers
 /// `ReserveStock` only after `delay`, after the reservation was made: a lost answer.
 mod lossy {
-    use std::{net::SocketAddr, time::Duration};
+    use std::{
+        net::SocketAddr,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
 
     use platform::{
         configuration::ServerConfig, rpc_metadata::CallMetadata, serve::ServerTask,
@@ -201,6 +237,8 @@ mod lossy {
     pub struct Proxy {
         pub address: SocketAddr,
         pub stop: CancellationToken,
+        /// Calls forwarded so far: `GetProduct`, `ReserveStock`.
+        pub calls: Arc<[AtomicUsize; 2]>,
     }
 
     pub async fn start(warehouse: SocketAddr, delay: Duration) -> Proxy {
@@ -212,11 +250,13 @@ mod lossy {
             .await
             .expect("bind");
         let stop = CancellationToken::new();
+        let calls = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let forward = Forward {
             client: WarehouseServiceClientBuilder::new("warehouse")
                 .address(warehouse)
                 .build(),
             delay,
+            calls: calls.clone(),
         };
         let server = Server::new()
             .add_service(ServiceBuilder::new(WarehouseServiceServer::new(forward)).build());
@@ -231,12 +271,17 @@ mod lossy {
         .expect("server");
         let address = task.address();
         tokio::spawn(task.run());
-        Proxy { address, stop }
+        Proxy {
+            address,
+            stop,
+            calls,
+        }
     }
 
     struct Forward {
         client: WarehouseServiceClient,
         delay: Duration,
+        calls: Arc<[AtomicUsize; 2]>,
     }
 
     fn unused() -> Status {
@@ -248,6 +293,7 @@ mod lossy {
             &self,
             req: Request<GetProductRequest>,
         ) -> Result<Response<Product>, Status> {
+            self.calls[0].fetch_add(1, Ordering::SeqCst);
             let meta = CallMetadata::from_grpc(&req);
             self.client
                 .get_product(meta.grpc_request(req.into_inner()))
@@ -257,6 +303,7 @@ mod lossy {
             &self,
             req: Request<ReserveStockRequest>,
         ) -> Result<Response<Reservation>, Status> {
+            self.calls[1].fetch_add(1, Ordering::SeqCst);
             let meta = CallMetadata::from_grpc(&req);
             let answer = self
                 .client

@@ -390,5 +390,13 @@ fn reservation_to_wire(reservation: Reservation) -> wire::Reservation {
                 amount: line.amount,
             })
             .collect(),
+        unit_prices: reservation
+            .unit_prices
+            .into_iter()
+            .map(|(product_id, unit_price_cents)| wire::ReservedPrice {
+                product_id: product_id.get(),
+                unit_price_cents,
+            })
+            .collect(),
     }
 }

@@ -5,7 +5,7 @@
 //! through conditional UPDATEs (`… WHERE amount >= n`) whose `rows_affected` is checked, so the
 //! database itself refuses to oversell, whatever the concurrency.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use platform::database::Database;
 use sqlx::{AnyConnection, Row, any::AnyRow};
@@ -304,6 +304,7 @@ impl Store {
                 }
                 // Lines are ordered by product id, so concurrent reservations lock stock rows in the
                 // same order and cannot deadlock.
+                let mut unit_prices = BTreeMap::new();
                 for line in lines {
                     let taken = sqlx::query(
                         "UPDATE stockpiles SET amount = amount - $1, frozen = frozen + $1 \
@@ -318,21 +319,29 @@ impl Store {
                         // Dropping `tx` rolls back every line taken so far and the claimed id.
                         return Err(shortage(&mut tx, *line).await?);
                     }
-                    sqlx::query(
-                        "INSERT INTO reservation_lines (payment_id, product_id, amount) \
-                         VALUES ($1, $2, $3)",
+                    // The line is recorded with the price it is taken at, which is the answer's.
+                    let price: i64 = sqlx::query(
+                        "INSERT INTO reservation_lines (payment_id, product_id, amount, \
+                         price_cents) SELECT $1, id, $3, price_cents FROM products WHERE id = $2 \
+                         RETURNING price_cents",
                     )
                     .bind(payment_id.as_str())
                     .bind(line.product_id.get())
                     .bind(line.amount)
-                    .execute(&mut *tx)
-                    .await?;
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        inconsistent(format!("product {} has stock but no row", line.product_id))
+                    })?
+                    .try_get("price_cents")?;
+                    unit_prices.insert(line.product_id, price);
                 }
                 tx.commit().await?;
                 Ok(Reservation {
                     payment_id: payment_id.clone(),
                     state: ReservationState::Reserved,
                     lines: lines.to_vec(),
+                    unit_prices,
                 })
             })
             .await
@@ -641,25 +650,30 @@ async fn load_reservation(
             "reservation {payment_id} has unknown state {stored:?}"
         ))
     })?;
-    let lines = sqlx::query(
-        "SELECT product_id, amount FROM reservation_lines WHERE payment_id = $1 \
+    let rows = sqlx::query(
+        "SELECT product_id, amount, price_cents FROM reservation_lines WHERE payment_id = $1 \
          ORDER BY product_id",
     )
     .bind(payment_id.as_str())
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(ReservationLine {
-            product_id: ProductId::from_stored(row.try_get("product_id")?),
+    .await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut unit_prices = BTreeMap::new();
+    for row in &rows {
+        let product_id = ProductId::from_stored(row.try_get("product_id")?);
+        lines.push(ReservationLine {
+            product_id,
             amount: row.try_get("amount")?,
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
+        });
+        if let Some(price) = row.try_get::<Option<i64>, _>("price_cents")? {
+            unit_prices.insert(product_id, price);
+        }
+    }
     Ok(Some(Reservation {
         payment_id: payment_id.clone(),
         state,
         lines,
+        unit_prices,
     }))
 }
 

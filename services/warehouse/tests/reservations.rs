@@ -20,6 +20,7 @@ on_both_backends!(
     fifty_concurrent_single_unit_reservations_sell_exactly_the_stock,
     repeats_change_nothing_and_final_states_stay_final,
     reservations_are_all_or_nothing,
+    a_reservation_answers_the_prices_it_was_taken_at,
     mixed_storm_conserves_every_unit,
 );
 
@@ -90,6 +91,54 @@ impl Payments {
 async fn stock(server: &TestServer, product_id: i64) -> (i64, i64) {
     let stock = server.stock(product_id).await;
     (stock.amount, stock.frozen)
+}
+
+fn prices(reservation: &Reservation) -> Vec<(i64, i64)> {
+    reservation
+        .unit_prices
+        .iter()
+        .map(|p| (p.product_id, p.unit_price_cents))
+        .collect()
+}
+
+async fn a_reservation_answers_the_prices_it_was_taken_at(database: DatabaseConfig) {
+    let server = start(database).await;
+    let book = server.product_with_stock("Priced", 4_990, 5).await;
+    let pen = server.product_with_stock("Pen", 10, 5).await;
+    let payments = Payments::of(&server);
+    let reserved = payments
+        .reserve("priced-1", &[(pen.id, 1), (book.id, 2)])
+        .await
+        .expect("reserve");
+    let mut expected = vec![(book.id, 4_990), (pen.id, 10)];
+    expected.sort();
+    assert_eq!(prices(&reserved), expected);
+
+    // A new price applies to new reservations; a repeat answers the price it was taken at.
+    let input = common::product_input("Priced", 5_990, &[("ISBN", "0000")]);
+    server
+        .client
+        .update_product(
+            server
+                .admin()
+                .grpc_request(rpc_idl::warehouse::UpdateProductRequest {
+                    id: book.id,
+                    product: Some(input),
+                }),
+        )
+        .await
+        .expect("new price");
+    let repeat = payments
+        .reserve("priced-1", &[(pen.id, 1), (book.id, 2)])
+        .await
+        .expect("repeat");
+    assert_eq!(prices(&repeat), expected);
+    let fresh = payments
+        .reserve("priced-2", &[(book.id, 1)])
+        .await
+        .expect("reserve");
+    assert_eq!(prices(&fresh), vec![(book.id, 5_990)]);
+    server.stop().await;
 }
 
 async fn fifty_concurrent_single_unit_reservations_sell_exactly_the_stock(

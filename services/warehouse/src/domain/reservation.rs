@@ -200,6 +200,9 @@ pub struct Reservation {
     pub state: ReservationState,
     /// Ordered by product id.
     pub lines: Vec<ReservationLine>,
+    /// The unit price each product was reserved at, in cents (none for lines reserved before
+    /// prices were recorded).
+    pub unit_prices: BTreeMap<ProductId, i64>,
 }
 
 #[cfg(test)]
