@@ -123,7 +123,12 @@ async fn buyer(
     }
 }
 
+/// The SQLite and PostgreSQL runs take turns: the "within a second" checks time the system at
+/// rest, not beside the other run's burst.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn a_burst_of_buyers_leaves_every_path_working(backend: Backend) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut world = World::new(backend).await;
     let mut settings = world.payment_settings();
     settings.payment.opening_balance_cents = OPENING;

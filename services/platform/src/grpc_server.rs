@@ -80,9 +80,15 @@ where
     // Shutdown reaches every connection through this channel; each holds a receiver.
     let (drain, draining) = watch::channel(());
     tokio::pin!(shutdown);
+    // `shutdown` runs the server's shutdown hook (health turns NOT_SERVING): it must complete
+    // even when the listener's own stop is what ends the loop.
+    let mut shutdown_seen = false;
     loop {
         let accepted = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => {
+                shutdown_seen = true;
+                break;
+            }
             accepted = incoming.accept_tcp() => accepted,
         };
         let Some((stream, peer)) = accepted else {
@@ -117,6 +123,9 @@ where
             let connection = builder.serve_connection(TokioIo::new(stream), handle);
             watch.drive(connection, draining).await;
         });
+    }
+    if !shutdown_seen {
+        let _ = shutdown.await;
     }
     drop(draining);
     let _ = drain.send(());

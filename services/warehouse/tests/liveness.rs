@@ -176,7 +176,12 @@ async fn units(database: &DatabaseConfig, product_id: i64) -> ((i64, i64), (i64,
     (row, ledger)
 }
 
+/// The SQLite and PostgreSQL runs take turns: the "within a second" checks time the system at
+/// rest, not beside the other run's burst.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn a_burst_of_reservations_leaves_every_path_working(database: DatabaseConfig) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = start(database.clone()).await;
     let mut products = Vec::new();
     for i in 0..PRODUCTS {
