@@ -91,10 +91,13 @@ impl Server {
         // Shutdown reaches every connection through this channel; each holds a receiver.
         let (draining, drain_started) = watch::channel(());
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's HTTP/1 header-read timer also runs while a kept-alive connection waits for its
+        // next request: set to the handshake timeout it would close idle connections under
+        // clients that are about to reuse them. The idle timeout bounds a slow request head.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.silence.handshake);
+            .header_read_timeout(limits.silence.idle);
         builder
             .http2()
             .timer(TokioTimer::new())
