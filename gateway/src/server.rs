@@ -54,10 +54,7 @@ impl Limits {
     pub fn of(config: &HttpServerConfig) -> Self {
         Self {
             max_connections: config.max_connections,
-            silence: Silence {
-                handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
-                idle: Duration::from_millis(config.idle_timeout_ms.max(1)),
-            },
+            silence: Silence::from_millis(config.handshake_timeout_ms, config.idle_timeout_ms),
             max_concurrent_streams: config.max_concurrent_streams,
         }
     }

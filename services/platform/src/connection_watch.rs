@@ -39,6 +39,16 @@ pub struct Silence {
     pub idle: Duration,
 }
 
+impl Silence {
+    /// From the `handshake_timeout_ms` and `idle_timeout_ms` of a server's configuration.
+    pub fn from_millis(handshake_ms: u64, idle_ms: u64) -> Self {
+        Self {
+            handshake: Duration::from_millis(handshake_ms.max(1)),
+            idle: Duration::from_millis(idle_ms.max(1)),
+        }
+    }
+}
+
 /// The connections of one listener: how many may be open, and for how long they may be quiet.
 #[derive(Clone)]
 pub struct Connections {

@@ -17,7 +17,7 @@
 //!   the message is buffered (see [`crate::grpc_message_limit`]);
 //! - accept errors (out of file descriptors, say) logged and retried after a pause.
 
-use std::{convert::Infallible, io, sync::Arc, time::Duration};
+use std::{convert::Infallible, io, sync::Arc};
 
 use hyper::body::Incoming;
 use hyper_util::{
@@ -64,10 +64,7 @@ where
     let service = MetaService::new(router, DefaultProvider);
     let connections = Connections::new(
         config.max_connections,
-        Silence {
-            handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
-            idle: Duration::from_millis(config.idle_timeout_ms.max(1)),
-        },
+        Silence::from_millis(config.handshake_timeout_ms, config.idle_timeout_ms),
     );
     let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
     builder

@@ -173,7 +173,11 @@ async fn sqlite_writers_take_turns() {
 /// not at all. On the code before `Database::write` this wedged the pool ("attempted to call
 /// begin_with at non-zero transaction depth" on SQLite, statements joining a stranger's
 /// transaction on PostgreSQL).
-async fn abandoned_writers_leave_no_transaction_open(database: Database, connections: u32) {
+async fn abandoned_writers_leave_no_transaction_open(config: DatabaseConfig) {
+    let connections = config.max_connections;
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
     let mut callers = Vec::new();
     for i in 0..1_000u64 {
         let database = database.clone();
@@ -251,11 +255,7 @@ async fn abandoned_writers_leave_no_transaction_open(database: Database, connect
 async fn sqlite_abandoned_writers_leave_no_transaction_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = DatabaseConfig::sqlite_file(&dir.path().join("abandoned.db"));
-    let connections = config.max_connections;
-    let database = Database::connect(&config, MIGRATIONS)
-        .await
-        .expect("connect");
-    abandoned_writers_leave_no_transaction_open(database, connections).await;
+    abandoned_writers_leave_no_transaction_open(config).await;
 }
 
 #[tokio::test]
@@ -265,11 +265,7 @@ async fn postgres_abandoned_writers_leave_no_transaction_open() {
         url: postgres.url.clone(),
         ..Default::default()
     };
-    let connections = config.max_connections;
-    let database = Database::connect(&config, MIGRATIONS)
-        .await
-        .expect("connect");
-    abandoned_writers_leave_no_transaction_open(database, connections).await;
+    abandoned_writers_leave_no_transaction_open(config).await;
 }
 
 /// The readiness probe: writable while the write lock can be had, not while someone holds it.
