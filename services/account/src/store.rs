@@ -3,11 +3,15 @@
 //! Uniqueness is enforced by the database's constraints, never by a read-then-write check in
 //! code, so concurrent registrations cannot both win; a violation comes back as
 //! [`StoreError::Conflict`] naming the field. The password hash is read only by
-//! [`Store::find_credentials`], for verification.
+//! [`Store::find_credentials`], for verification, which always reads the database; profile reads
+//! are answered from memory for up to `database.read_cache_ms` (`platform::read_cache`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use platform::database::Database;
+use platform::{database::Database, read_cache::ReadCache};
 use sqlx::{Any, AnyConnection, Row, any::AnyRow, error::ErrorKind};
 
 use crate::{
@@ -61,11 +65,22 @@ const ACCOUNT_COLUMNS: &str = "id, username, name, avatar, telephone, email, loc
 #[derive(Clone)]
 pub struct Store {
     database: Database,
+    /// Profiles as last read (`database.read_cache_ms`); [`Store::update`] invalidates both.
+    /// Credentials are never served from here.
+    by_username: Arc<ReadCache<Username, Account>>,
+    by_id: Arc<ReadCache<i64, Account>>,
 }
+
+/// Profiles kept in memory at most, per lookup kind.
+const CACHED_PROFILES: usize = 10_000;
 
 impl Store {
     pub fn new(database: Database) -> Self {
-        Self { database }
+        Self {
+            by_username: Arc::new(database.read_cache(CACHED_PROFILES)),
+            by_id: Arc::new(database.read_cache(CACHED_PROFILES)),
+            database,
+        }
     }
 
     /// Inserts a new account with `roles`, in one transaction.
@@ -133,19 +148,27 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<Account>, StoreError> {
-        let rows = sqlx::query(SELECT_ACCOUNT_BY_USERNAME)
-            .bind(username.as_str())
-            .fetch_all(self.database.pool())
-            .await?;
-        account_from_rows(&rows)
+        self.by_username
+            .get_or_load(username, || async {
+                let rows = sqlx::query(SELECT_ACCOUNT_BY_USERNAME)
+                    .bind(username.as_str())
+                    .fetch_all(self.database.pool())
+                    .await?;
+                account_from_rows(&rows)
+            })
+            .await
     }
 
     pub async fn find_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let rows = sqlx::query(SELECT_ACCOUNT_BY_ID)
-            .bind(id)
-            .fetch_all(self.database.pool())
-            .await?;
-        account_from_rows(&rows)
+        self.by_id
+            .get_or_load(&id, || async {
+                let rows = sqlx::query(SELECT_ACCOUNT_BY_ID)
+                    .bind(id)
+                    .fetch_all(self.database.pool())
+                    .await?;
+                account_from_rows(&rows)
+            })
+            .await
     }
 
     /// The account and its password hash, for checking a login.
@@ -173,6 +196,7 @@ impl Store {
         new_hash: Option<&PasswordHash>,
     ) -> Result<Option<Account>, StoreError> {
         let (update, new_hash) = (update.clone(), new_hash.cloned());
+        let (by_username, by_id) = (Arc::clone(&self.by_username), Arc::clone(&self.by_id));
         self.database
             .write(move |mut tx| async move {
                 let profile = &update.profile;
@@ -198,6 +222,9 @@ impl Store {
                 };
                 let roles = roles_of(&mut *tx, id).await?;
                 tx.commit().await?;
+                // On the write's own task, after the commit: see `platform::read_cache`.
+                by_username.invalidate_all();
+                by_id.invalidate_all();
                 account_from_row(&row, roles).map(Some)
             })
             .await

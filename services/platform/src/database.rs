@@ -14,6 +14,7 @@
 
 use std::{
     future::Future,
+    hash::Hash,
     ops::{Deref, DerefMut},
     path::Path,
     str::FromStr,
@@ -29,6 +30,8 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::read_cache::ReadCache;
+
 /// `[database]` in every service's config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,6 +46,10 @@ pub struct DatabaseConfig {
     /// session left idle inside a transaction for longer. (SQLite's waits are bounded by
     /// `acquire_timeout_ms`.)
     pub statement_timeout_ms: u64,
+    /// How long a replica may answer shop-window reads (the catalogue, profiles) from memory
+    /// ([`crate::read_cache`]): a change made through another replica shows within this, one
+    /// made through this replica at once. 0 reads the database every time.
+    pub read_cache_ms: u64,
 }
 
 impl DatabaseConfig {
@@ -61,6 +68,7 @@ impl Default for DatabaseConfig {
             max_connections: 8,
             acquire_timeout_ms: 5_000,
             statement_timeout_ms: 10_000,
+            read_cache_ms: 1_000,
         }
     }
 }
@@ -102,6 +110,7 @@ pub struct Database {
     /// On SQLite, whose turn it is to write (see [`Database::begin_write`]).
     write_turn: Arc<Mutex<()>>,
     acquire_timeout: Duration,
+    read_cache_for: Duration,
 }
 
 impl Database {
@@ -164,6 +173,7 @@ impl Database {
             backend,
             write_turn: Arc::new(Mutex::new(())),
             acquire_timeout: Duration::from_millis(config.acquire_timeout_ms),
+            read_cache_for: Duration::from_millis(config.read_cache_ms),
         })
     }
 
@@ -173,6 +183,12 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A [`ReadCache`] with the configured bound (`read_cache_ms`), holding at most `capacity`
+    /// entries.
+    pub fn read_cache<K: Hash + Eq + Clone, V: Clone>(&self, capacity: usize) -> ReadCache<K, V> {
+        ReadCache::new(self.read_cache_for, capacity)
     }
 
     /// Runs `work` in a write transaction on a task of its own and waits for its answer.

@@ -6,6 +6,7 @@
 //! ([`grpc_server`], [`grpc_message_limit`]) and the Thrift server's guarded codec
 //! ([`thrift_server`], [`thrift_wire`]).
 
+mod allocator;
 pub mod configuration;
 pub mod connection_watch;
 pub mod database;
@@ -14,6 +15,7 @@ pub mod grpc_message_limit;
 pub mod grpc_server;
 pub mod health;
 pub mod program;
+pub mod read_cache;
 pub mod reload;
 pub mod rpc_metadata;
 pub mod serve;

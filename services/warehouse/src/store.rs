@@ -1,13 +1,23 @@
 //! SQL for the warehouse: products, specifications, stock, advertisements and the reservation
 //! ledger. One SQL text serves SQLite and PostgreSQL (sqlx `Any`, `$n` placeholders).
 //!
-//! Every multi-statement write runs in one `begin_write()` transaction. Stock only ever moves
+//! The catalogue (products, specifications, advertisements) is answered from memory for up to
+//! `database.read_cache_ms` (`platform::read_cache`); every write that changes it invalidates
+//! it. Stock and reservations always read the database.
+//!
+//! Every multi-statement write runs in one `Database::write` transaction. Stock only ever moves
 //! through conditional UPDATEs (`… WHERE amount >= n`) whose `rows_affected` is checked, so the
 //! database itself refuses to oversell, whatever the concurrency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
-use platform::database::Database;
+use platform::{
+    database::{Database, WriteTransaction},
+    read_cache::ReadCache,
+};
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::{
@@ -76,60 +86,84 @@ fn inconsistent(message: String) -> WarehouseError {
 #[derive(Clone)]
 pub struct Store {
     database: Database,
+    catalogue: Arc<ReadCache<(), Arc<Catalogue>>>,
+}
+
+/// What shoppers browse, as read from the database at one moment.
+#[derive(Debug)]
+struct Catalogue {
+    /// Ordered by id.
+    products: Vec<Product>,
+    advertisements: Vec<Advertisement>,
 }
 
 impl Store {
     pub fn new(database: Database) -> Self {
-        Self { database }
+        let catalogue = Arc::new(database.read_cache(1));
+        Self {
+            database,
+            catalogue,
+        }
     }
 
-    /// Every product with its specifications, by id: two queries whatever the catalogue size.
+    /// Every product with its specifications, by id.
     pub async fn list_products(&self) -> Result<Vec<Product>, WarehouseError> {
-        let pool = self.database.pool();
-        let rows = sqlx::query(
-            "SELECT id, title, price_cents, rate, description, cover, detail \
-             FROM products ORDER BY id",
-        )
-        .fetch_all(pool)
-        .await?;
-        let mut products = rows
-            .iter()
-            .map(product_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows =
-            sqlx::query("SELECT id, product_id, item, value FROM specifications ORDER BY id")
-                .fetch_all(pool)
-                .await?;
-        let mut by_product: HashMap<ProductId, Vec<Specification>> = HashMap::new();
-        for row in &rows {
-            let spec = specification_row(row)?;
-            by_product.entry(spec.product_id).or_default().push(spec);
-        }
-        // A product created between the two queries simply has no specifications yet in this
-        // answer; specifications of a product deleted in between are dropped with it.
-        for product in &mut products {
-            product.specifications = by_product.remove(&product.id).unwrap_or_default();
-        }
-        Ok(products)
+        Ok(self.catalogue().await?.products.clone())
     }
 
     pub async fn product(&self, id: ProductId) -> Result<Product, WarehouseError> {
-        let mut conn = self.database.pool().acquire().await?;
-        load_product(&mut conn, id)
-            .await?
-            .ok_or(WarehouseError::ProductNotFound(id))
+        let catalogue = self.catalogue().await?;
+        catalogue
+            .products
+            .binary_search_by_key(&id, |product| product.id)
+            .map(|index| catalogue.products[index].clone())
+            .map_err(|_| WarehouseError::ProductNotFound(id))
+    }
+
+    pub async fn advertisements(&self) -> Result<Vec<Advertisement>, WarehouseError> {
+        Ok(self.catalogue().await?.advertisements.clone())
+    }
+
+    /// The catalogue from memory while fresh (`database.read_cache_ms`), otherwise from the
+    /// database. Every write below that changes a product or an advertisement invalidates it.
+    async fn catalogue(&self) -> Result<Arc<Catalogue>, WarehouseError> {
+        let loaded = self
+            .catalogue
+            .get_or_load(&(), || async {
+                Ok::<_, WarehouseError>(Some(Arc::new(load_catalogue(&self.database).await?)))
+            })
+            .await?;
+        loaded.ok_or_else(|| inconsistent("the catalogue loader answered nothing".to_owned()))
+    }
+
+    /// Runs a write that changes products or advertisements, and invalidates the catalogue in
+    /// memory once it has ended: on the write's own task, so a caller that gives up cannot skip
+    /// it, and after the commit, so no load that began earlier is kept.
+    async fn write_catalogue<T, F, Fut>(&self, work: F) -> Result<T, WarehouseError>
+    where
+        F: FnOnce(WriteTransaction) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, WarehouseError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let catalogue = Arc::clone(&self.catalogue);
+        self.database
+            .write(move |transaction| async move {
+                let outcome = work(transaction).await;
+                catalogue.invalidate_all();
+                outcome
+            })
+            .await
     }
 
     /// Saves a new product, its specifications and an empty stock row.
     pub async fn create_product(&self, draft: &ProductDraft) -> Result<Product, WarehouseError> {
         let draft = draft.clone();
-        self.database
-            .write(move |mut tx| async move {
-                let product = insert_product(&mut tx, &draft, 0).await?;
-                tx.commit().await?;
-                Ok(product)
-            })
-            .await
+        self.write_catalogue(move |mut tx| async move {
+            let product = insert_product(&mut tx, &draft, 0).await?;
+            tx.commit().await?;
+            Ok(product)
+        })
+        .await
     }
 
     /// Overwrites a product's fields and replaces its specifications.
@@ -139,65 +173,63 @@ impl Store {
         draft: &ProductDraft,
     ) -> Result<Product, WarehouseError> {
         let draft = draft.clone();
-        self.database
-            .write(move |mut tx| async move {
-                let updated = sqlx::query(
-                    "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
+        self.write_catalogue(move |mut tx| async move {
+            let updated = sqlx::query(
+                "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
                      cover = $5, detail = $6 WHERE id = $7",
-                )
-                .bind(draft.title())
-                .bind(draft.price_cents())
-                .bind(draft.rate())
-                .bind(draft.description())
-                .bind(draft.cover())
-                .bind(draft.detail())
+            )
+            .bind(draft.title())
+            .bind(draft.price_cents())
+            .bind(draft.rate())
+            .bind(draft.description())
+            .bind(draft.cover())
+            .bind(draft.detail())
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(WarehouseError::ProductNotFound(id));
+            }
+            sqlx::query("DELETE FROM specifications WHERE product_id = $1")
                 .bind(id.get())
                 .execute(&mut *tx)
+                .await?;
+            insert_specifications(&mut tx, id, draft.specifications()).await?;
+            let product = load_product(&mut tx, id)
                 .await?
-                .rows_affected();
-                if updated == 0 {
-                    return Err(WarehouseError::ProductNotFound(id));
-                }
-                sqlx::query("DELETE FROM specifications WHERE product_id = $1")
-                    .bind(id.get())
-                    .execute(&mut *tx)
-                    .await?;
-                insert_specifications(&mut tx, id, draft.specifications()).await?;
-                let product = load_product(&mut tx, id)
-                    .await?
-                    .ok_or(WarehouseError::ProductNotFound(id))?;
-                tx.commit().await?;
-                Ok(product)
-            })
-            .await
+                .ok_or(WarehouseError::ProductNotFound(id))?;
+            tx.commit().await?;
+            Ok(product)
+        })
+        .await
     }
 
     /// Deletes a product with its specifications, stock and advertisements. Reservation lines
     /// naming it stay in the ledger as history.
     pub async fn delete_product(&self, id: ProductId) -> Result<(), WarehouseError> {
-        self.database
-            .write(move |mut tx| async move {
-                // Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys
-                // only when the connection enabled them.
-                for sql in [
-                    "DELETE FROM specifications WHERE product_id = $1",
-                    "DELETE FROM advertisements WHERE product_id = $1",
-                    "DELETE FROM stockpiles WHERE product_id = $1",
-                ] {
-                    sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
-                }
-                let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
-                    .bind(id.get())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if deleted == 0 {
-                    return Err(WarehouseError::ProductNotFound(id));
-                }
-                tx.commit().await?;
-                Ok(())
-            })
-            .await
+        self.write_catalogue(move |mut tx| async move {
+            // Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys
+            // only when the connection enabled them.
+            for sql in [
+                "DELETE FROM specifications WHERE product_id = $1",
+                "DELETE FROM advertisements WHERE product_id = $1",
+                "DELETE FROM stockpiles WHERE product_id = $1",
+            ] {
+                sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(WarehouseError::ProductNotFound(id));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn stock(&self, product_id: ProductId) -> Result<Stock, WarehouseError> {
@@ -255,16 +287,6 @@ impl Store {
                 Ok(stock)
             })
             .await
-    }
-
-    pub async fn advertisements(&self) -> Result<Vec<Advertisement>, WarehouseError> {
-        let rows = sqlx::query("SELECT id, image, product_id FROM advertisements ORDER BY id")
-            .fetch_all(self.database.pool())
-            .await?;
-        Ok(rows
-            .iter()
-            .map(advertisement_row)
-            .collect::<Result<_, _>>()?)
     }
 
     /// Holds stock for a payment, all or nothing. A payment id that already has a reservation
@@ -445,48 +467,47 @@ impl Store {
     /// Loads the demo catalogue if this database never had one and holds no products. Returns
     /// whether it did. Safe with several replicas starting at once: the marker row decides.
     pub async fn seed_demo_catalogue(&self) -> Result<bool, WarehouseError> {
-        self.database
-            .write(move |mut tx| async move {
-                let claimed = sqlx::query(
-                    "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
+        self.write_catalogue(move |mut tx| async move {
+            let claimed = sqlx::query(
+                "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
                      ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(DEMO_SEEDED_KEY)
-                .bind(now_millis().to_string())
-                .execute(&mut *tx)
+            )
+            .bind(DEMO_SEEDED_KEY)
+            .bind(now_millis().to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                return Ok(false);
+            }
+            let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
+                .fetch_one(&mut *tx)
                 .await?
-                .rows_affected();
-                if claimed == 0 {
-                    return Ok(false);
-                }
-                let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
-                if products > 0 {
-                    // Someone's real catalogue: remember that seeding was considered, add nothing.
-                    tx.commit().await?;
-                    return Ok(false);
-                }
-                let mut ids = Vec::with_capacity(demo::BOOKS.len());
-                for book in demo::BOOKS {
-                    let draft = book.draft()?;
-                    ids.push(insert_product(&mut tx, &draft, book.stock).await?.id);
-                }
-                for ad in demo::ADVERTISEMENTS {
-                    let product_id = ids.get(ad.book).ok_or_else(|| {
-                        inconsistent(format!("demo advertisement {} names no book", ad.image))
-                    })?;
-                    sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
-                        .bind(ad.image)
-                        .bind(product_id.get())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                .try_get(0)?;
+            if products > 0 {
+                // Someone's real catalogue: remember that seeding was considered, add nothing.
                 tx.commit().await?;
-                Ok(true)
-            })
-            .await
+                return Ok(false);
+            }
+            let mut ids = Vec::with_capacity(demo::BOOKS.len());
+            for book in demo::BOOKS {
+                let draft = book.draft()?;
+                ids.push(insert_product(&mut tx, &draft, book.stock).await?.id);
+            }
+            for ad in demo::ADVERTISEMENTS {
+                let product_id = ids.get(ad.book).ok_or_else(|| {
+                    inconsistent(format!("demo advertisement {} names no book", ad.image))
+                })?;
+                sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
+                    .bind(ad.image)
+                    .bind(product_id.get())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 }
 
@@ -598,6 +619,47 @@ async fn insert_specifications(
         });
     }
     Ok(saved)
+}
+
+/// Every product with its specifications, and the advertisements: three queries whatever the
+/// catalogue's size.
+async fn load_catalogue(database: &Database) -> Result<Catalogue, WarehouseError> {
+    let pool = database.pool();
+    let rows = sqlx::query(
+        "SELECT id, title, price_cents, rate, description, cover, detail \
+         FROM products ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut products = rows
+        .iter()
+        .map(product_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = sqlx::query("SELECT id, product_id, item, value FROM specifications ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    let mut by_product: HashMap<ProductId, Vec<Specification>> = HashMap::new();
+    for row in &rows {
+        let spec = specification_row(row)?;
+        by_product.entry(spec.product_id).or_default().push(spec);
+    }
+    // A product created between the two queries simply has no specifications yet in this
+    // answer (and the write that created it has invalidated what this load keeps);
+    // specifications of a product deleted in between are dropped with it.
+    for product in &mut products {
+        product.specifications = by_product.remove(&product.id).unwrap_or_default();
+    }
+    let rows = sqlx::query("SELECT id, image, product_id FROM advertisements ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    let advertisements = rows
+        .iter()
+        .map(advertisement_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Catalogue {
+        products,
+        advertisements,
+    })
 }
 
 /// A product with its specifications, in one statement: on SQLite every statement is a round
