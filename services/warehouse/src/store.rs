@@ -178,12 +178,7 @@ impl Store {
                 "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
                      cover = $5, detail = $6 WHERE id = $7",
             )
-            .bind(draft.title())
-            .bind(draft.price_cents())
-            .bind(draft.rate())
-            .bind(draft.description())
-            .bind(draft.cover())
-            .bind(draft.detail())
+            .bind_product(&draft)
             .bind(id.get())
             .execute(&mut *tx)
             .await?
@@ -543,12 +538,7 @@ async fn insert_product(
         "INSERT INTO products (title, price_cents, rate, description, cover, detail) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
-    .bind(draft.title())
-    .bind(draft.price_cents())
-    .bind(draft.rate())
-    .bind(draft.description())
-    .bind(draft.cover())
-    .bind(draft.detail())
+    .bind_product(draft)
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
@@ -619,6 +609,23 @@ async fn insert_specifications(
         });
     }
     Ok(saved)
+}
+
+/// Binds a product's columns in the order both product statements name them: title,
+/// price_cents, rate, description, cover, detail.
+trait BindProduct<'q> {
+    fn bind_product(self, draft: &'q ProductDraft) -> Self;
+}
+
+impl<'q> BindProduct<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    fn bind_product(self, draft: &'q ProductDraft) -> Self {
+        self.bind(draft.title())
+            .bind(draft.price_cents())
+            .bind(draft.rate())
+            .bind(draft.description())
+            .bind(draft.cover())
+            .bind(draft.detail())
+    }
 }
 
 /// Every product with its specifications, and the advertisements: three queries whatever the

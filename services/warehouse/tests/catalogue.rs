@@ -4,11 +4,11 @@
 #[macro_use]
 mod common;
 
-use common::{TestServer, assert_code, product_input, start, start_seeded};
+use common::{assert_code, product_input, start, start_seeded};
 use platform::{database::DatabaseConfig, rpc_metadata::CallMetadata};
 use rpc_idl::warehouse::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, GetStockRequest,
-    ListAdvertisementsRequest, ListProductsRequest, Product, ReservationItem, ReservationRequest,
+    ListAdvertisementsRequest, ListProductsRequest, ReservationItem, ReservationRequest,
     ReserveStockRequest, SetStockAmountRequest, UpdateProductRequest,
 };
 use volo_grpc::Code;
@@ -20,28 +20,10 @@ on_both_backends!(
     demo_catalogue_is_seeded_once_into_an_empty_database,
 );
 
-async fn get(server: &TestServer, id: i64) -> Result<Product, volo_grpc::Status> {
-    server
-        .client
-        .get_product(server.anonymous().grpc_request(GetProductRequest { id }))
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn list(server: &TestServer) -> Vec<Product> {
-    server
-        .client
-        .list_products(server.anonymous().grpc_request(ListProductsRequest {}))
-        .await
-        .expect("list products")
-        .into_inner()
-        .products
-}
-
 async fn crud_round_trips(database: DatabaseConfig) {
     let server = start(database).await;
     let admin = server.admin();
-    assert!(list(&server).await.is_empty(), "no seed was asked for");
+    assert!(server.products().await.is_empty(), "no seed was asked for");
 
     // Create: the answer carries the new ids, and a free book keeps its price of 0.
     let created = server
@@ -76,9 +58,9 @@ async fn crud_round_trips(database: DatabaseConfig) {
     assert_ne!(created.specifications[0].id, created.specifications[1].id);
 
     // What was saved reads back identically, alone and in the list.
-    assert_eq!(get(&server, created.id).await.expect("get"), created);
+    assert_eq!(server.product(created.id).await.expect("get"), created);
     let second = server.product_with_stock("Second Book", 2550, 0).await;
-    let listed = list(&server).await;
+    let listed = server.products().await;
     assert_eq!(
         listed,
         vec![created.clone(), second.clone()],
@@ -120,21 +102,21 @@ async fn crud_round_trips(database: DatabaseConfig) {
             .iter()
             .all(|old| old.id != updated.specifications[0].id)
     );
-    assert_eq!(get(&server, created.id).await.expect("get"), updated);
+    assert_eq!(server.product(created.id).await.expect("get"), updated);
     assert_eq!(
         server.stock(created.id).await.amount,
         7,
         "update keeps stock"
     );
     assert_eq!(
-        get(&server, second.id).await.expect("get"),
+        server.product(second.id).await.expect("get"),
         second,
         "other products are untouched"
     );
 
     // Unknown ids are NOT_FOUND for every operation.
     let unknown = updated.id + second.id + 1000;
-    assert_code(get(&server, unknown).await, Code::NotFound, "get unknown");
+    assert_code(server.product(unknown).await, Code::NotFound, "get unknown");
     let update_unknown = server
         .client
         .update_product(admin.grpc_request(UpdateProductRequest {
@@ -165,7 +147,7 @@ async fn crud_round_trips(database: DatabaseConfig) {
         .delete_product(admin.grpc_request(DeleteProductRequest { id: created.id }))
         .await
         .expect("delete");
-    assert_code(get(&server, created.id).await, Code::NotFound, "deleted");
+    assert_code(server.product(created.id).await, Code::NotFound, "deleted");
     let stock_gone = server
         .client
         .get_stock(admin.grpc_request(GetStockRequest {
@@ -178,7 +160,7 @@ async fn crud_round_trips(database: DatabaseConfig) {
         .delete_product(admin.grpc_request(DeleteProductRequest { id: created.id }))
         .await;
     assert_code(again, Code::NotFound, "second delete");
-    assert_eq!(list(&server).await, vec![second]);
+    assert_eq!(server.products().await, vec![second]);
 
     // Ids are never reused, so an id a payment remembers cannot come to name another product.
     let third = server.product_with_stock("Third Book", 100, 0).await;
@@ -346,7 +328,7 @@ async fn validation_lists_every_failed_field(database: DatabaseConfig) {
     );
 
     // Nothing was written by any refused call.
-    assert_eq!(list(&server).await, vec![existing.clone()]);
+    assert_eq!(server.products().await, vec![existing.clone()]);
     let stock = server.stock(existing.id).await;
     assert_eq!((stock.amount, stock.frozen), (5, 0));
     server.stop().await;
@@ -564,7 +546,7 @@ async fn authorization_matrix(database: DatabaseConfig) {
     let stock = server.stock(product.id).await;
     assert_eq!((stock.amount, stock.frozen), (10, 0));
     assert_eq!(
-        get(&server, product.id).await.expect("still there"),
+        server.product(product.id).await.expect("still there"),
         product
     );
     server.stop().await;
@@ -580,12 +562,12 @@ fn code<T>(result: Result<T, volo_grpc::Status>) -> Code {
 async fn demo_catalogue_is_seeded_once_into_an_empty_database(database: DatabaseConfig) {
     // Seeding switched off: the database stays empty.
     let server = start_seeded(database.clone(), false).await;
-    assert!(list(&server).await.is_empty());
+    assert!(server.products().await.is_empty());
     server.stop().await;
 
     // Switched on, into an empty database: books, specifications, images, stock, banners.
     let server = start_seeded(database.clone(), true).await;
-    let products = list(&server).await;
+    let products = server.products().await;
     assert!(products.len() >= 8, "{} demo products", products.len());
     for product in &products {
         assert!(!product.title.is_empty());
@@ -647,11 +629,11 @@ async fn demo_catalogue_is_seeded_once_into_an_empty_database(database: Database
         .into_inner()
         .advertisements;
     assert_eq!(remaining, ads[1..].to_vec());
-    let after_delete = list(&server).await;
+    let after_delete = server.products().await;
     server.stop().await;
 
     // A restart seeds nothing again, not even after the catalogue was changed.
     let server = start_seeded(database, true).await;
-    assert_eq!(list(&server).await, after_delete);
+    assert_eq!(server.products().await, after_delete);
     server.stop().await;
 }

@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, assert_code, product_input, start, within_deadline};
 use platform::{database::DatabaseConfig, testing::TestPostgres};
-use rpc_idl::warehouse::{
-    DeleteProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest,
-};
-use volo_grpc::{Code, Status};
+use rpc_idl::warehouse::{DeleteProductRequest, UpdateProductRequest};
+use volo_grpc::Code;
 
 /// The bound under test: long enough that a stale answer is certainly seen in between, short
 /// enough to keep the test quick.
@@ -20,25 +18,9 @@ const BOUND: Duration = Duration::from_millis(400);
 /// What the check allows beyond the bound: one poll, and a loaded machine's scheduling.
 const SLACK: Duration = Duration::from_millis(600);
 
-async fn get(server: &TestServer, id: i64) -> Result<Product, Status> {
-    server
-        .client
-        .get_product(server.anonymous().grpc_request(GetProductRequest { id }))
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn titles(server: &TestServer) -> Vec<String> {
-    server
-        .client
-        .list_products(server.anonymous().grpc_request(ListProductsRequest {}))
-        .await
-        .expect("list products")
-        .into_inner()
-        .products
-        .into_iter()
-        .map(|p| p.title.to_string())
-        .collect()
+    let products = server.products().await;
+    products.into_iter().map(|p| p.title.to_string()).collect()
 }
 
 /// Polls `seen` on `server` until it holds; returns how long that took, failing past the bound.
@@ -80,7 +62,7 @@ async fn a_change_through_one_replica_shows_through_the_other_within_the_bound()
         // The writer's own reads see the write at once.
         assert_eq!(titles(&writer).await, ["Replicated"]);
         assert_eq!(
-            get(&writer, created.id).await.expect("get").title,
+            writer.product(created.id).await.expect("get").title,
             "Replicated"
         );
         // Stock never comes from memory: the other replica sees it at once.
@@ -102,11 +84,12 @@ async fn a_change_through_one_replica_shows_through_the_other_within_the_bound()
             .await
             .expect("update");
         assert_eq!(
-            get(&writer, created.id).await.expect("get").title,
+            writer.product(created.id).await.expect("get").title,
             "Renamed"
         );
         visible_within_bound("an update", || async {
-            get(&reader, created.id)
+            reader
+                .product(created.id)
                 .await
                 .is_ok_and(|product| product.title == "Renamed")
         })
@@ -122,12 +105,13 @@ async fn a_change_through_one_replica_shows_through_the_other_within_the_bound()
             .await
             .expect("delete");
         assert_code(
-            get(&writer, created.id).await,
+            writer.product(created.id).await,
             Code::NotFound,
             "deleted, writer",
         );
         visible_within_bound("a deletion", || async {
-            get(&reader, created.id)
+            reader
+                .product(created.id)
                 .await
                 .is_err_and(|status| status.code() == Code::NotFound)
         })

@@ -16,8 +16,9 @@ use platform::{
     testing::{TestIdentity, TestKeys, TestPostgres},
 };
 use rpc_idl::warehouse::{
-    CreateProductRequest, GetStockRequest, Product, ProductInput, SetStockAmountRequest,
-    SpecificationInput, Stock, WarehouseServiceClient, WarehouseServiceClientBuilder,
+    CreateProductRequest, GetProductRequest, GetStockRequest, ListProductsRequest, Product,
+    ProductInput, SetStockAmountRequest, SpecificationInput, Stock, WarehouseServiceClient,
+    WarehouseServiceClientBuilder,
 };
 use tokio::task::JoinHandle;
 use volo_grpc::{Code, Status};
@@ -187,6 +188,24 @@ impl TestServer {
             .await
             .expect("get stock")
             .into_inner()
+    }
+
+    /// `GetProduct`, as a shopper.
+    pub async fn product(&self, id: i64) -> Result<Product, Status> {
+        self.client
+            .get_product(self.anonymous().grpc_request(GetProductRequest { id }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// `ListProducts`, as a shopper.
+    pub async fn products(&self) -> Vec<Product> {
+        self.client
+            .list_products(self.anonymous().grpc_request(ListProductsRequest {}))
+            .await
+            .expect("list products")
+            .into_inner()
+            .products
     }
 
     /// Stops the server and waits for it to finish draining.
