@@ -40,8 +40,8 @@ WORKDIR /src
 COPY --from=deps /usr/local/cargo/registry /usr/local/cargo/registry
 COPY . .
 RUN --mount=type=cache,id=bookstore-target,sharing=locked,target=/src/target \
-    cargo build --release --locked --offline -p account --bin account \
- && install -D -m 0755 target/release/account /out/account
+    cargo build --profile production --locked --offline -p account --bin account \
+ && install -D -m 0755 target/production/account /out/account
 
 # glibc and libgcc from the same Debian release as the builder; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot

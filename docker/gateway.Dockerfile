@@ -40,8 +40,8 @@ WORKDIR /src
 COPY --from=deps /usr/local/cargo/registry /usr/local/cargo/registry
 COPY . .
 RUN --mount=type=cache,id=bookstore-target,sharing=locked,target=/src/target \
-    cargo build --release --locked --offline -p gateway --bin gateway \
- && install -D -m 0755 target/release/gateway /out/gateway
+    cargo build --profile production --locked --offline -p gateway --bin gateway \
+ && install -D -m 0755 target/production/gateway /out/gateway
 
 # glibc and libgcc from the same Debian release as the builder; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot

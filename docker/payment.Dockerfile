@@ -40,8 +40,8 @@ WORKDIR /src
 COPY --from=deps /usr/local/cargo/registry /usr/local/cargo/registry
 COPY . .
 RUN --mount=type=cache,id=bookstore-target,sharing=locked,target=/src/target \
-    cargo build --release --locked --offline -p payment --bin payment \
- && install -D -m 0755 target/release/payment /out/payment
+    cargo build --profile production --locked --offline -p payment --bin payment \
+ && install -D -m 0755 target/production/payment /out/payment
 
 # glibc and libgcc from the same Debian release as the builder; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot

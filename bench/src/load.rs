@@ -14,6 +14,7 @@
 //! Both loops are bounded in time and in request count, and every request has a deadline.
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     sync::{
         Arc, Mutex,
@@ -32,6 +33,37 @@ pub struct CallError(pub String);
 impl CallError {
     pub fn new(message: impl std::fmt::Display) -> Self {
         Self(message.to_string())
+    }
+}
+
+/// How many requests failed for each reason (the first 100 characters of the error), over at
+/// most [`Reasons::KINDS`] reasons; any further ones are counted together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reasons(BTreeMap<String, u64>);
+
+impl Reasons {
+    pub const KINDS: usize = 12;
+    const OTHER: &str = "(other reasons)";
+
+    pub fn add(&mut self, error: &CallError, count: u64) {
+        let mut reason: String = error.0.chars().take(100).collect();
+        if !self.0.contains_key(&reason) && self.0.len() >= Self::KINDS {
+            reason = Self::OTHER.to_owned();
+        }
+        *self.0.entry(reason).or_default() += count;
+    }
+
+    pub fn merge(&mut self, other: &Reasons) {
+        for (reason, count) in &other.0 {
+            self.add(&CallError(reason.clone()), *count);
+        }
+    }
+
+    /// Most frequent first.
+    pub fn by_count(&self) -> Vec<(String, u64)> {
+        let mut reasons: Vec<_> = self.0.iter().map(|(r, c)| (r.clone(), *c)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        reasons
     }
 }
 
@@ -93,6 +125,7 @@ pub struct ClosedOutcome {
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<CallError>,
+    pub reasons: Reasons,
     /// From the first request sent to the last answer received.
     pub elapsed: Duration,
     /// Per request, from send to answer.
@@ -118,6 +151,7 @@ pub async fn closed_loop<T: Target>(target: &T, plan: &ClosedLoop) -> ClosedOutc
         users.spawn(async move {
             let mut latency = histogram();
             let (mut ok, mut errors, mut first_error) = (0, 0, None);
+            let mut reasons = Reasons::default();
             while Instant::now() < end && issued.fetch_add(1, Ordering::Relaxed) < plan.max_requests
             {
                 let sent = Instant::now();
@@ -128,27 +162,28 @@ pub async fn closed_loop<T: Target>(target: &T, plan: &ClosedLoop) -> ClosedOutc
                     }
                     outcome => {
                         errors += 1;
-                        if first_error.is_none() {
-                            first_error = Some(match outcome {
-                                Ok(Err(error)) => error,
-                                _ => CallError::new(format!("no answer within {:?}", plan.timeout)),
-                            });
-                        }
+                        let error = match outcome {
+                            Ok(Err(error)) => error,
+                            _ => CallError::new(format!("no answer within {:?}", plan.timeout)),
+                        };
+                        reasons.add(&error, 1);
+                        first_error.get_or_insert(error);
                     }
                 }
             }
-            (latency, ok, errors, first_error)
+            (latency, ok, errors, first_error, reasons)
         });
     }
     let mut outcome = ClosedOutcome {
         ok: 0,
         errors: 0,
         first_error: None,
+        reasons: Reasons::default(),
         elapsed: Duration::ZERO,
         latency: histogram(),
     };
     while let Some(joined) = users.join_next().await {
-        let Ok((latency, ok, errors, first_error)) = joined else {
+        let Ok((latency, ok, errors, first_error, reasons)) = joined else {
             outcome.errors += 1;
             continue;
         };
@@ -156,6 +191,7 @@ pub async fn closed_loop<T: Target>(target: &T, plan: &ClosedLoop) -> ClosedOutc
         outcome.ok += ok;
         outcome.errors += errors;
         outcome.first_error = outcome.first_error.or(first_error);
+        outcome.reasons.merge(&reasons);
     }
     outcome.elapsed = started.elapsed();
     outcome
@@ -182,6 +218,7 @@ pub struct OpenOutcome {
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<CallError>,
+    pub reasons: Reasons,
     pub elapsed: Duration,
     /// Per request, from its intended send time to its answer.
     pub latency: Histogram<u64>,
@@ -201,6 +238,7 @@ struct Tally {
     ok: u64,
     errors: u64,
     first_error: Option<CallError>,
+    reasons: Reasons,
 }
 
 /// Offers `plan.rate` requests per second for `plan.duration`.
@@ -212,6 +250,7 @@ impl OpenOutcome {
         self.ok += turn.ok;
         self.errors += turn.errors;
         self.first_error = self.first_error.take().or(turn.first_error);
+        self.reasons.merge(&turn.reasons);
         self.elapsed += turn.elapsed;
         // Both come from `histogram()`, which resizes itself: adding cannot run out of range.
         let _ = self.latency.add(&turn.latency);
@@ -255,12 +294,12 @@ pub async fn open_loop<T: Target>(target: &T, plan: &OpenLoop) -> OpenOutcome {
                     }
                     outcome => {
                         tally.errors += 1;
-                        if tally.first_error.is_none() {
-                            tally.first_error = Some(match outcome {
-                                Ok(Err(error)) => error,
-                                _ => CallError::new("no answer before the deadline"),
-                            });
-                        }
+                        let error = match outcome {
+                            Ok(Err(error)) => error,
+                            _ => CallError::new("no answer before the deadline"),
+                        };
+                        tally.reasons.add(&error, 1);
+                        tally.first_error.get_or_insert(error);
                     }
                 }
             }
@@ -288,11 +327,16 @@ pub async fn open_loop<T: Target>(target: &T, plan: &OpenLoop) -> OpenOutcome {
     } else {
         total.saturating_sub(tally.ok + tally.errors)
     };
+    let mut reasons = tally.reasons;
+    if unanswered > 0 {
+        reasons.add(&CallError::new("no answer after the deadline"), unanswered);
+    }
     OpenOutcome {
         sent: send_lag.len(),
         ok: tally.ok,
         errors: tally.errors + unanswered,
         first_error: tally.first_error,
+        reasons,
         elapsed,
         latency,
         send_lag,

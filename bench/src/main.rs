@@ -52,6 +52,28 @@ enum Mode {
         #[arg(long)]
         account: SocketAddr,
     },
+    /// Internal: the bare Volo gRPC baseline (see src/bare_rpc.rs).
+    #[command(hide = true)]
+    BareGrpcServer {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        warehouse: SocketAddr,
+        #[arg(long)]
+        product: i64,
+    },
+    /// Internal: the bare Volo Thrift baseline (see src/bare_rpc.rs).
+    #[command(hide = true)]
+    BareThriftServer {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        account: SocketAddr,
+        #[arg(long)]
+        token_file: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
     /// Internal: a Volo client measuring its own CPU per call (see src/client_cost.rs).
     #[command(hide = true)]
     RpcClient(RpcClientArgs),
@@ -124,6 +146,28 @@ fn main() -> anyhow::Result<()> {
             warehouse,
             account,
         } => translator_server(listen, warehouse, account),
+        Mode::BareGrpcServer {
+            listen,
+            warehouse,
+            product,
+        } => one_worker(bookstore_bench::bare_rpc::serve_grpc(
+            listen, warehouse, product,
+        )),
+        Mode::BareThriftServer {
+            listen,
+            account,
+            token_file,
+            username,
+        } => {
+            let token = std::fs::read_to_string(&token_file)
+                .with_context(|| format!("cannot read {}", token_file.display()))?;
+            one_worker(bookstore_bench::bare_rpc::serve_thrift(
+                listen,
+                account,
+                token.trim().to_owned(),
+                username,
+            ))
+        }
         Mode::RpcClient(args) => rpc_client(args),
         Mode::Full(args) => benchmark(Plan::full(), args),
         Mode::Smoke(args) => benchmark(Plan::smoke(), args),
@@ -143,6 +187,14 @@ fn baseline_server(listen: SocketAddr, body_file: &Path) -> anyhow::Result<()> {
         bookstore_bench::baseline::serve(listener, body.into()).await;
         Ok(())
     })
+}
+
+/// Runs `server` on the runtime the programs use (`#[tokio::main]`), on the one core it has.
+fn one_worker(server: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(server)
 }
 
 fn translator_server(
@@ -185,8 +237,22 @@ fn rpc_client(args: RpcClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether this binary is an optimised build (then the programs are built the same way).
+/// Whether this binary is an optimised build (production-cost password hashing is affordable).
 const RELEASE: bool = !cfg!(debug_assertions);
+
+/// The cargo profile this tool was built with, read off its own directory (`target/<dir>/`):
+/// the programs are built with the same one. `debug` is the directory of the `dev` profile.
+fn own_profile(bench_exe: &Path) -> String {
+    let dir = bench_exe
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .and_then(|name| name.to_str())
+        .unwrap_or("debug");
+    match dir {
+        "debug" => "dev".to_owned(),
+        other => other.to_owned(),
+    }
+}
 
 fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
     if let Some(concurrency) = args.concurrency {
@@ -218,6 +284,7 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
     }
     machine::check_taskset()?;
     let bench_exe = std::env::current_exe().context("cannot find this tool's binary")?;
+    let cargo_profile = own_profile(&bench_exe);
     let bin_dir = match args.bin_dir.clone() {
         Some(dir) => dir,
         None => {
@@ -226,7 +293,7 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
                 .context("this tool's binary has no directory")?
                 .to_path_buf();
             if !args.no_build {
-                build_programs()?;
+                build_programs(&cargo_profile)?;
             }
             dir
         }
@@ -235,9 +302,9 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         let binary = bin_dir.join(program);
         if !binary.is_file() {
             bail!(
-                "{} is missing: build it with `cargo build{} --bins -p {program}` or pass --bin-dir",
+                "{} is missing: build it with `cargo build --profile {cargo_profile} --bins -p \
+                 {program}` or pass --bin-dir",
                 binary.display(),
-                if RELEASE { " --release" } else { "" }
             );
         }
     }
@@ -273,10 +340,9 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let profile = if RELEASE { "release" } else { "debug" };
     let outcome = runtime.block_on(async {
         tokio::select! {
-            outcome = run::run(plan.clone(), layout, placement, profile, reniced) => outcome.map_err(anyhow::Error::from),
+            outcome = run::run(plan.clone(), layout, placement, cargo_profile.clone(), reniced) => outcome.map_err(anyhow::Error::from),
             // Dropping the run stops every program it started.
             signal = stop_signal() => Err(anyhow::anyhow!("interrupted by {}", signal?)),
         }
@@ -296,8 +362,7 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         eprintln!("scratch directory kept: {}", kept.display());
     }
     let command = format!(
-        "cargo run{} -p bookstore-bench -- {}",
-        if RELEASE { " --release" } else { "" },
+        "cargo run --profile {cargo_profile} -p bookstore-bench -- {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     let text = report::markdown(&results, &command);
@@ -322,9 +387,9 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// `cargo build [--release] --bins -p account -p warehouse -p payment -p gateway`, in the
-/// workspace this tool belongs to; a no-op when they are up to date.
-fn build_programs() -> anyhow::Result<()> {
+/// `cargo build --profile <profile> --bins -p account -p warehouse -p payment -p gateway`, in
+/// the workspace this tool belongs to; a no-op when they are up to date.
+fn build_programs(profile: &str) -> anyhow::Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the bench crate lives inside the workspace")?;
@@ -351,9 +416,7 @@ fn build_programs() -> anyhow::Result<()> {
             command.env_remove(key);
         }
     }
-    if RELEASE {
-        command.arg("--release");
-    }
+    command.args(["--profile", profile]);
     for program in PROGRAMS {
         command.args(["-p", program]);
     }

@@ -45,6 +45,8 @@ pub enum Program {
     Gateway,
     Baseline,
     Translator,
+    BareGrpc,
+    BareThrift,
 }
 
 impl Program {
@@ -63,6 +65,8 @@ impl Program {
             Program::Gateway => "gateway",
             Program::Baseline => "bare hyper",
             Program::Translator => "bare translator",
+            Program::BareGrpc => "bare Volo gRPC",
+            Program::BareThrift => "bare Volo Thrift",
         }
     }
 
@@ -73,12 +77,16 @@ impl Program {
             Program::Payment => Probe::GrpcHealth("payment.PaymentService"),
             Program::Gateway => Probe::Http("/readyz"),
             Program::Baseline | Program::Translator => Probe::Http("/"),
+            // It answers only GetProduct: that it accepts connections is all there is to check.
+            Program::BareGrpc => Probe::Listening,
+            Program::BareThrift => Probe::ThriftPing,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Probe {
+    Listening,
     GrpcHealth(&'static str),
     ThriftPing,
     Http(&'static str),
@@ -311,7 +319,9 @@ fn config_text(
             }
             to_toml(&config)
         }
-        Program::Baseline | Program::Translator => Ok(String::new()),
+        Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
+            Ok(String::new())
+        }
     }
 }
 
@@ -351,7 +361,9 @@ fn prune_defaults(table: &mut toml::Table, defaults: &toml::Table) {
 impl Layout {
     fn binary(&self, program: Program) -> PathBuf {
         match program {
-            Program::Baseline | Program::Translator => self.bench_exe.clone(),
+            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
+                self.bench_exe.clone()
+            }
             _ => self.bin_dir.join(program.name()),
         }
     }
@@ -380,7 +392,7 @@ impl Layout {
             Program::Warehouse => wiring.addresses.warehouse,
             Program::Payment => wiring.addresses.payment,
             Program::Gateway => wiring.addresses.gateway,
-            Program::Baseline | Program::Translator => {
+            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
                 return Err(BenchError::Setup(
                     "use start_baseline or start_translator".into(),
                 ));
@@ -420,6 +432,44 @@ impl Layout {
             OsArg::from(account.to_string()),
         ];
         self.start_own_server(Program::Translator, "translator-server", &args, dir)
+            .await
+    }
+
+    /// Starts the bare Volo gRPC server, answering with product `id` as the warehouse holds it.
+    pub async fn start_bare_grpc(
+        &self,
+        warehouse: SocketAddr,
+        id: i64,
+        dir: &Path,
+    ) -> Result<Running, BenchError> {
+        let args = [
+            OsArg::from("--warehouse"),
+            OsArg::from(warehouse.to_string()),
+            OsArg::from("--product"),
+            OsArg::from(id.to_string()),
+        ];
+        self.start_own_server(Program::BareGrpc, "bare-grpc-server", &args, dir)
+            .await
+    }
+
+    /// Starts the bare Volo Thrift server, answering with `username`'s account as the account
+    /// service holds it (read with the token in `token_file`).
+    pub async fn start_bare_thrift(
+        &self,
+        account: SocketAddr,
+        token_file: &Path,
+        username: &str,
+        dir: &Path,
+    ) -> Result<Running, BenchError> {
+        let args = [
+            OsArg::from("--account"),
+            OsArg::from(account.to_string()),
+            OsArg::from("--token-file"),
+            token_file.as_os_str().to_owned(),
+            OsArg::from("--username"),
+            OsArg::from(username),
+        ];
+        self.start_own_server(Program::BareThrift, "bare-thrift-server", &args, dir)
             .await
     }
 
@@ -531,6 +581,7 @@ async fn probe_once(probe: Probe, address: SocketAddr) -> bool {
     }
     let check = async {
         match probe {
+            Probe::Listening => true,
             Probe::GrpcHealth(service) => {
                 let client = HealthClientBuilder::new("health")
                     .caller_name("bench")
@@ -593,7 +644,9 @@ impl Stack {
             Program::Warehouse => Some(&self.warehouse),
             Program::Payment => Some(&self.payment),
             Program::Gateway => Some(&self.gateway),
-            Program::Baseline | Program::Translator => None,
+            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
+                None
+            }
         }
     }
 

@@ -176,6 +176,8 @@ pub fn checks(results: &Results) -> Vec<Check> {
         ));
     }
 
+    checks.extend(storage_checks(results));
+
     for program in Program::SERVICES {
         let Some(p) = results.program(program) else {
             continue;
@@ -202,6 +204,92 @@ pub fn checks(results: &Results) -> Vec<Check> {
             format!("**{median:.1}**"),
             median,
             Bound::AtMost(100.0),
+        ));
+    }
+    checks
+}
+
+/// Issue 17's targets: what the storage path adds to the RPC stack's own cost (the bare Volo
+/// servers answering from memory), the catalogue against the product read, and purchases that
+/// all succeed.
+fn storage_checks(results: &Results) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let path = |key| results.path(key);
+    let cpu = |key: PathKey, program: Program| path(key)?.cpu_of(program);
+    let over_bare = |name: &str, key, program: Program, bare_key, bare: Program, limit| {
+        let (service, floor) = (cpu(key, program)?, cpu(bare_key, bare)?);
+        let ratio = service / floor.max(1e-9);
+        Some(Check::new(
+            format!(
+                "{name}: {} CPU ÷ {} CPU per call",
+                program.name(),
+                bare.name()
+            ),
+            format!("{} ÷ {} µs = **{ratio:.1}**", us(service), us(floor)),
+            ratio,
+            Bound::AtMost(limit),
+        ))
+    };
+    let grpc = (PathKey::BareGrpc, Program::BareGrpc);
+    let thrift = (PathKey::BareThrift, Program::BareThrift);
+    checks.extend(over_bare(
+        "direct GetProduct",
+        PathKey::DirectGrpc,
+        Program::Warehouse,
+        grpc.0,
+        grpc.1,
+        2.0,
+    ));
+    checks.extend(over_bare(
+        "direct account read",
+        PathKey::DirectThrift,
+        Program::Account,
+        thrift.0,
+        thrift.1,
+        2.0,
+    ));
+    checks.extend(over_bare(
+        "purchase (settle + pay)",
+        PathKey::SettleAndPay,
+        Program::Payment,
+        grpc.0,
+        grpc.1,
+        25.0,
+    ));
+    checks.extend(over_bare(
+        "purchase (settle + pay)",
+        PathKey::SettleAndPay,
+        Program::Warehouse,
+        grpc.0,
+        grpc.1,
+        10.0,
+    ));
+    if let (Some(catalogue), Some(product)) = (
+        path(PathKey::GatewayCatalogue),
+        path(PathKey::GatewayProduct),
+    ) {
+        let ratio = catalogue.throughput / product.throughput.max(1e-9);
+        checks.push(Check::new(
+            "catalogue throughput ÷ product read throughput, through the gateway",
+            format!(
+                "{:.0} ÷ {:.0} req/s = **{ratio:.2}**",
+                catalogue.throughput, product.throughput
+            ),
+            ratio,
+            Bound::AtLeast(0.6),
+        ));
+    }
+    for key in [PathKey::SettleAndPay, PathKey::SettleAndPayCrowd] {
+        let Some(p) = path(key) else { continue };
+        let failed = (p.closed_errors + p.open_errors) as f64;
+        checks.push(Check::new(
+            format!("failed purchases, {} buyers", p.concurrency),
+            format!(
+                "**{failed:.0}** of {}",
+                p.closed_requests + p.open_requests + p.closed_errors + p.open_errors
+            ),
+            failed,
+            Bound::AtMost(0.0),
         ));
     }
     checks
@@ -338,6 +426,9 @@ pub fn markdown(results: &Results, command: &str) -> String {
             p.key.label(),
             p.first_error.as_deref().unwrap_or_default()
         );
+        for (reason, count) in &p.failure_reasons {
+            let _ = writeln!(out, "- {count} × `{reason}`");
+        }
     }
 
     if !results.client_costs.is_empty() {
@@ -543,6 +634,7 @@ mod tests {
             generator_busy: 0.5,
             generator_core_other: 0.02,
             first_error: None,
+            failure_reasons: Vec::new(),
         }
     }
 
@@ -561,7 +653,7 @@ mod tests {
         };
         Results {
             plan: Plan::full(),
-            profile: "release",
+            profile: "production".to_owned(),
             machine: MachineInfo {
                 cores: 2,
                 cpu_model: "Test CPU".into(),

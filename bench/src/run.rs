@@ -94,6 +94,8 @@ impl Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PathKey {
     BareHyper,
+    BareGrpc,
+    BareThrift,
     DirectGrpc,
     DirectThrift,
     TranslatorProduct,
@@ -102,11 +104,14 @@ pub enum PathKey {
     GatewayAccount,
     GatewayCatalogue,
     SettleAndPay,
+    SettleAndPayCrowd,
 }
 
 impl PathKey {
-    pub const ALL: [PathKey; 9] = [
+    pub const ALL: [PathKey; 12] = [
         PathKey::BareHyper,
+        PathKey::BareGrpc,
+        PathKey::BareThrift,
         PathKey::DirectGrpc,
         PathKey::DirectThrift,
         PathKey::TranslatorProduct,
@@ -115,12 +120,15 @@ impl PathKey {
         PathKey::GatewayAccount,
         PathKey::GatewayCatalogue,
         PathKey::SettleAndPay,
+        PathKey::SettleAndPayCrowd,
     ];
 
     /// The name used on the command line (`--only gateway-product,direct-grpc`).
     pub fn slug(self) -> &'static str {
         match self {
             PathKey::BareHyper => "bare-hyper",
+            PathKey::BareGrpc => "bare-grpc",
+            PathKey::BareThrift => "bare-thrift",
             PathKey::DirectGrpc => "direct-grpc",
             PathKey::DirectThrift => "direct-thrift",
             PathKey::TranslatorProduct => "translator-product",
@@ -129,6 +137,7 @@ impl PathKey {
             PathKey::GatewayAccount => "gateway-account",
             PathKey::GatewayCatalogue => "gateway-catalogue",
             PathKey::SettleAndPay => "settle-pay",
+            PathKey::SettleAndPayCrowd => "settle-pay-crowd",
         }
     }
 
@@ -139,6 +148,8 @@ impl PathKey {
     pub fn label(self) -> &'static str {
         match self {
             PathKey::BareHyper => "baseline: bare hyper, product JSON",
+            PathKey::BareGrpc => "baseline: bare Volo gRPC server, GetProduct from memory",
+            PathKey::BareThrift => "baseline: bare Volo Thrift server, account from memory",
             PathKey::DirectGrpc => "baseline: warehouse GetProduct, Volo gRPC",
             PathKey::DirectThrift => "baseline: account GetAccountByUsername, Volo Thrift",
             PathKey::TranslatorProduct => "floor: bare translator, REST → gRPC GetProduct",
@@ -149,6 +160,7 @@ impl PathKey {
             PathKey::GatewayAccount => "gateway: GET /restful/accounts/{username} (JWT)",
             PathKey::GatewayCatalogue => "gateway: GET /restful/products",
             PathKey::SettleAndPay => "gateway: POST settlements + PATCH pay",
+            PathKey::SettleAndPayCrowd => "gateway: settle + pay, 4x the buyers",
         }
     }
 
@@ -164,6 +176,8 @@ impl PathKey {
     pub fn programs(self) -> &'static [Program] {
         match self {
             PathKey::BareHyper => &[Program::Baseline],
+            PathKey::BareGrpc => &[Program::BareGrpc],
+            PathKey::BareThrift => &[Program::BareThrift],
             PathKey::DirectGrpc => &[Program::Warehouse],
             PathKey::DirectThrift => &[Program::Account],
             PathKey::TranslatorProduct => &[Program::Translator, Program::Warehouse],
@@ -172,7 +186,19 @@ impl PathKey {
                 &[Program::Gateway, Program::Warehouse]
             }
             PathKey::GatewayAccount => &[Program::Gateway, Program::Account],
-            PathKey::SettleAndPay => &[Program::Gateway, Program::Payment, Program::Warehouse],
+            PathKey::SettleAndPay | PathKey::SettleAndPayCrowd => {
+                &[Program::Gateway, Program::Payment, Program::Warehouse]
+            }
+        }
+    }
+
+    /// Virtual users of the path's closed loop: the plan's, except for the crowd of buyers
+    /// (32 → 128 in the full run), which shows whether purchases still all succeed when many
+    /// more buyers wait for the database's one writer.
+    pub fn concurrency(self, plan: &Plan) -> usize {
+        match self {
+            PathKey::SettleAndPayCrowd => plan.concurrency * 4,
+            _ => plan.concurrency,
         }
     }
 }
@@ -207,6 +233,8 @@ pub struct PathResult {
     /// Share of the generator's core used by other processes (and interrupts) meanwhile.
     pub generator_core_other: f64,
     pub first_error: Option<String>,
+    /// Failed requests (closed and open loop) by reason, most frequent first.
+    pub failure_reasons: Vec<(String, u64)>,
 }
 
 impl PathResult {
@@ -244,7 +272,8 @@ impl ProgramResult {
 #[derive(Debug, Clone)]
 pub struct Results {
     pub plan: Plan,
-    pub profile: &'static str,
+    /// The cargo profile of the programs' build.
+    pub profile: String,
     pub machine: MachineInfo,
     pub placement: Placement,
     pub paths: Vec<PathResult>,
@@ -443,6 +472,7 @@ struct ClosedTotals {
     ok: u64,
     errors: u64,
     first_error: Option<CallError>,
+    reasons: load::Reasons,
     latency: hdrhistogram::Histogram<u64>,
     /// Summed over the turns: CPU of each watched process (this one last), busy time of the
     /// programs' and the generator's cores, wall time.
@@ -459,6 +489,7 @@ impl ClosedTotals {
             ok: 0,
             errors: 0,
             first_error: None,
+            reasons: load::Reasons::default(),
             latency: load::histogram(),
             processes: vec![Duration::ZERO; processes],
             cores: [Duration::ZERO; 2],
@@ -470,6 +501,7 @@ impl ClosedTotals {
         self.ok += outcome.ok;
         self.errors += outcome.errors;
         self.first_error = self.first_error.take().or(outcome.first_error);
+        self.reasons.merge(&outcome.reasons);
         let _ = self.latency.add(&outcome.latency);
         for (total, used) in self.processes.iter_mut().zip(&delta.processes) {
             *total += *used;
@@ -498,8 +530,8 @@ async fn measure_paths(
     watched: &Watched,
     rss_under_load: &mut BTreeMap<Program, u64>,
 ) -> Result<Vec<PathResult>, BenchError> {
-    let closed = |duration| ClosedLoop {
-        concurrency: plan.concurrency,
+    let closed = |key: PathKey, duration| ClosedLoop {
+        concurrency: key.concurrency(plan),
         duration,
         max_requests: plan.max_requests,
         timeout: plan.timeout,
@@ -514,7 +546,7 @@ async fn measure_paths(
 
     for path in &totals {
         eprintln!("warming up {}", path.key.label());
-        load::closed_loop(&path.target, &closed(plan.warmup)).await;
+        load::closed_loop(&path.target, &closed(path.key, plan.warmup)).await;
     }
     let stop = CancellationToken::new();
     let rss = sample_rss(watched, stop.clone());
@@ -524,7 +556,7 @@ async fn measure_paths(
         for path in &mut totals {
             eprintln!("closed loop {round}/{rounds}: {}", path.key.label());
             let before = CpuSnapshot::take(&pids, &cores);
-            let outcome = load::closed_loop(&path.target, &closed(turn)).await;
+            let outcome = load::closed_loop(&path.target, &closed(path.key, turn)).await;
             let after = CpuSnapshot::take(&pids, &cores);
             path.add(outcome, &after.since(&before));
         }
@@ -562,7 +594,7 @@ async fn measure_paths(
                     // counts in the latency; without a bound, an HTTP/1.1 client answers every
                     // hiccup by opening more connections, and the benchmark would measure its
                     // own connection storm.
-                    max_in_flight: plan.concurrency * 2,
+                    max_in_flight: path.key.concurrency(plan) * 2,
                 },
             )
             .await;
@@ -613,10 +645,12 @@ fn summarise(
         })
         .collect();
     let throughput = path.throughput();
+    let mut reasons = path.reasons;
+    reasons.merge(&open.reasons);
 
     PathResult {
         key: path.key,
-        concurrency: plan.concurrency,
+        concurrency: path.key.concurrency(plan),
         throughput,
         closed_requests: path.ok,
         closed_errors: path.errors,
@@ -634,6 +668,7 @@ fn summarise(
         generator_busy: busy(generator),
         generator_core_other,
         first_error: path.first_error.or(open.first_error).map(|e| e.0),
+        failure_reasons: reasons.by_count(),
     }
 }
 
@@ -656,7 +691,9 @@ async fn time_fresh_starts(
             Program::Warehouse => addresses.warehouse = fresh,
             Program::Payment => addresses.payment = fresh,
             Program::Gateway => addresses.gateway = fresh,
-            Program::Baseline | Program::Translator => return Ok(starts),
+            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
+                return Ok(starts);
+            }
         }
         let trial_wiring = Wiring {
             keys: wiring.keys,
@@ -676,7 +713,7 @@ pub async fn run(
     plan: Plan,
     layout: Layout,
     placement: Placement,
-    profile: &'static str,
+    profile: String,
     reniced: bool,
 ) -> Result<Results, BenchError> {
     let work = layout.work.clone();
@@ -713,6 +750,21 @@ pub async fn run(
     if plan.paths.contains(&PathKey::BareHyper) {
         let running = layout.start_baseline(&body_file, &work).await?;
         baselines.push((Program::Baseline, running));
+    }
+    let token_file = work.join("user-token.txt");
+    std::fs::write(&token_file, &fixture.user_token)
+        .map_err(BenchError::io("cannot write the user's token"))?;
+    if plan.paths.contains(&PathKey::BareGrpc) {
+        let running = layout
+            .start_bare_grpc(wiring.addresses.warehouse, fixture.product_id, &work)
+            .await?;
+        baselines.push((Program::BareGrpc, running));
+    }
+    if plan.paths.contains(&PathKey::BareThrift) {
+        let running = layout
+            .start_bare_thrift(wiring.addresses.account, &token_file, USER, &work)
+            .await?;
+        baselines.push((Program::BareThrift, running));
     }
     if plan.paths.iter().any(|key| key.through_translator()) {
         let running = layout
@@ -759,6 +811,18 @@ pub async fn run(
                         .map_err(request_error)?,
                 )
             }
+            PathKey::BareGrpc => {
+                let Some(address) = address_of(Program::BareGrpc) else {
+                    continue;
+                };
+                AnyTarget::Grpc(GrpcGetProduct::new(address, fixture.product_id))
+            }
+            PathKey::BareThrift => {
+                let Some(address) = address_of(Program::BareThrift) else {
+                    continue;
+                };
+                AnyTarget::Thrift(ThriftGetAccount::new(address, &fixture.user_token, USER))
+            }
             PathKey::DirectGrpc => AnyTarget::Grpc(GrpcGetProduct::new(
                 wiring.addresses.warehouse,
                 fixture.product_id,
@@ -803,7 +867,7 @@ pub async fn run(
                 HttpGet::new(http, "/restful/products", None, fixture.catalogue_bytes)
                     .map_err(request_error)?,
             ),
-            PathKey::SettleAndPay => AnyTarget::Buy(
+            PathKey::SettleAndPay | PathKey::SettleAndPayCrowd => AnyTarget::Buy(
                 SettleAndPay::new(http, &fixture.user_token, fixture.product_id)
                     .map_err(request_error)?,
             ),
@@ -812,9 +876,6 @@ pub async fn run(
     }
     let paths = measure_paths(targets, &plan, placement, &watched, &mut rss_load).await?;
 
-    let token_file = work.join("user-token.txt");
-    std::fs::write(&token_file, &fixture.user_token)
-        .map_err(BenchError::io("cannot write the user's token"))?;
     let mut client_costs = Vec::new();
     for key in [PathKey::DirectGrpc, PathKey::DirectThrift] {
         if !plan.paths.contains(&key) {

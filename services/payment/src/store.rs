@@ -7,6 +7,8 @@
 //! to `warehouse_outbox` in the same transaction, so it can neither be lost nor happen without
 //! the change.
 
+use std::fmt::Write as _;
+
 use platform::database::Database;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
@@ -215,18 +217,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
-                for item in &new.items {
-                    sqlx::query(
-                        "INSERT INTO payment_items (pay_id, product_id, amount, price_cents) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&new.pay_id)
-                    .bind(item.product_id)
-                    .bind(item.amount)
-                    .bind(item.price_cents)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                insert_items(&mut tx, &new.pay_id, &new.items).await?;
                 let payment = Payment {
                     id,
                     pay_id: new.pay_id,
@@ -277,59 +268,59 @@ impl Store {
                 {
                     return Ok(ChangeOutcome::Replayed(replay));
                 }
-                let Some(mut payment) = load_payment(&mut tx, &pay_id).await? else {
-                    return Ok(ChangeOutcome::NotFound);
-                };
-                if !payment.is_owned_by(account_id) {
-                    return Ok(ChangeOutcome::NotOwner);
-                }
                 let (target, action) = match change {
                     Change::Pay { .. } => (PayState::Payed, OutboxAction::Commit),
                     Change::Cancel => (PayState::Cancel, OutboxAction::Release),
                 };
+                // The common case in one statement: the owner's WAITING payment within its
+                // window changes state (the guard is the state machine's WAITING → PAYED |
+                // CANCEL edge).
                 let changed = sqlx::query(
                     "UPDATE payments SET state = $2, updated_ms = $3 \
-                     WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms > $3",
+                     WHERE pay_id = $1 AND account_id = $4 AND state = 'WAITING' \
+                     AND expires_ms > $3 \
+                     RETURNING id, pay_id, account_id, total_cents, state, created_ms, expires_ms",
                 )
                 .bind(&pay_id)
                 .bind(target.as_str())
                 .bind(now_ms)
-                .execute(&mut *tx)
+                .bind(account_id)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if changed.rows_affected() != 1 {
-                    // Lost a race, or the window closed. Read the state as it is now.
-                    let current = load_state(&mut tx, &pay_id).await?;
-                    if current == Some(PayState::Waiting) {
+                let Some(row) = changed else {
+                    // Why not: read the payment as it is now.
+                    let Some(current) = load_payment(&mut tx, &pay_id).await? else {
+                        return Ok(ChangeOutcome::NotFound);
+                    };
+                    if !current.is_owned_by(account_id) {
+                        return Ok(ChangeOutcome::NotOwner);
+                    }
+                    if current.state == PayState::Waiting {
+                        // Its window has closed.
                         let call = time_out_in(&mut tx, &pay_id, now_ms).await?;
                         tx.commit().await?;
                         return Ok(ChangeOutcome::TimedOut { call });
                     }
-                    return Ok(match current {
-                        Some(state) => ChangeOutcome::NotWaiting(state),
-                        None => ChangeOutcome::NotFound,
-                    });
-                }
+                    return Ok(ChangeOutcome::NotWaiting(current.state));
+                };
+                let items = load_items(&mut tx, &pay_id).await?;
+                let payment = payment_from_row(&row, items)?;
                 if let Change::Pay {
                     opening_balance_cents,
                 } = change
-                {
-                    ensure_wallet(&mut tx, account_id, opening_balance_cents, now_ms).await?;
-                    let debited = sqlx::query(
-                        "UPDATE wallets SET balance_cents = balance_cents - $2, updated_ms = $3 \
-                         WHERE account_id = $1 AND balance_cents >= $2",
+                    && !debit_wallet(
+                        &mut tx,
+                        account_id,
+                        opening_balance_cents,
+                        payment.total_cents,
+                        now_ms,
                     )
-                    .bind(account_id)
-                    .bind(payment.total_cents)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                    if debited.rows_affected() != 1 {
-                        tx.rollback().await?;
-                        return Ok(ChangeOutcome::InsufficientBalance);
-                    }
+                    .await?
+                {
+                    tx.rollback().await?;
+                    return Ok(ChangeOutcome::InsufficientBalance);
                 }
                 let call_id = insert_outbox(&mut tx, &pay_id, action, now_ms, now_ms).await?;
-                payment.state = target;
                 if let Some(keyed) = &keyed
                     && !remember(&mut tx, account_id, keyed, &payment, now_ms).await?
                 {
@@ -580,21 +571,67 @@ async fn ensure_wallet(
     Ok(())
 }
 
-async fn load_state(
+/// Takes `amount_cents` from the account's wallet, opening it with `opening_balance_cents`
+/// first if it has none: one statement. False, and nothing written, when the balance would go
+/// below zero (the rule that a wallet never goes negative lives here, in the WHEREs).
+async fn debit_wallet(
     conn: &mut AnyConnection,
-    pay_id: &str,
-) -> Result<Option<PayState>, StoreError> {
-    let row = sqlx::query("SELECT state FROM payments WHERE pay_id = $1")
-        .bind(pay_id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|row| parse_state(&row)).transpose()
+    account_id: i64,
+    opening_balance_cents: i64,
+    amount_cents: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let debited = sqlx::query(
+        "INSERT INTO wallets (account_id, balance_cents, opening_cents, created_ms, updated_ms) \
+         SELECT $1, $2 - $4, $2, $3, $3 WHERE $2 >= $4 \
+         ON CONFLICT (account_id) DO UPDATE \
+         SET balance_cents = wallets.balance_cents - $4, updated_ms = $3 \
+         WHERE wallets.balance_cents >= $4",
+    )
+    .bind(account_id)
+    .bind(opening_balance_cents)
+    .bind(now_ms)
+    .bind(amount_cents)
+    .execute(conn)
+    .await?;
+    Ok(debited.rows_affected() == 1)
 }
 
 fn parse_state(row: &AnyRow) -> Result<PayState, StoreError> {
     row.try_get::<String, _>("state")?
         .parse::<PayState>()
         .map_err(|e| corrupt("payments", e.to_string()))
+}
+
+/// Every line of a payment in one statement (a cart holds at most 1000 lines, far below either
+/// database's limit on bound values).
+async fn insert_items(
+    conn: &mut AnyConnection,
+    pay_id: &str,
+    items: &[PaymentItem],
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut sql =
+        String::from("INSERT INTO payment_items (pay_id, product_id, amount, price_cents) VALUES ");
+    for line in 0..items.len() {
+        let first = 2 + 3 * line;
+        if line > 0 {
+            sql.push_str(", ");
+        }
+        // `$1` is the pay id on every line.
+        let _ = write!(sql, "($1, ${first}, ${}, ${})", first + 1, first + 2);
+    }
+    let mut insert = sqlx::query(&sql).bind(pay_id);
+    for item in items {
+        insert = insert
+            .bind(item.product_id)
+            .bind(item.amount)
+            .bind(item.price_cents);
+    }
+    insert.execute(conn).await?;
+    Ok(())
 }
 
 async fn load_payment(
@@ -611,32 +648,44 @@ async fn load_payment(
     else {
         return Ok(None);
     };
-    let items = sqlx::query(
+    let items = load_items(conn, pay_id).await?;
+    payment_from_row(&row, items).map(Some)
+}
+
+async fn load_items(
+    conn: &mut AnyConnection,
+    pay_id: &str,
+) -> Result<Vec<PaymentItem>, StoreError> {
+    let rows = sqlx::query(
         "SELECT product_id, amount, price_cents FROM payment_items WHERE pay_id = $1 \
          ORDER BY product_id",
     )
     .bind(pay_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|item| {
-        Ok(PaymentItem {
-            product_id: item.try_get("product_id")?,
-            amount: item.try_get("amount")?,
-            price_cents: item.try_get("price_cents")?,
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|item| {
+            Ok(PaymentItem {
+                product_id: item.try_get("product_id")?,
+                amount: item.try_get("amount")?,
+                price_cents: item.try_get("price_cents")?,
+            })
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(Some(Payment {
+        .collect()
+}
+
+/// A payment from a row of `id, pay_id, account_id, total_cents, state, created_ms, expires_ms`.
+fn payment_from_row(row: &AnyRow, items: Vec<PaymentItem>) -> Result<Payment, StoreError> {
+    Ok(Payment {
         id: row.try_get("id")?,
         pay_id: row.try_get("pay_id")?,
         account_id: row.try_get("account_id")?,
         items,
         total_cents: row.try_get("total_cents")?,
-        state: parse_state(&row)?,
+        state: parse_state(row)?,
         created_ms: row.try_get("created_ms")?,
         expires_ms: row.try_get("expires_ms")?,
-    }))
+    })
 }
 
 /// Stores the answer for a key; false when the key exists already (nothing is written then).
