@@ -5,7 +5,11 @@
 // Apache Thrift clients can call it as well.
 //
 // Authorization: a caller proves who it is with a JWT issued by the gateway's token endpoint,
-// carried in TTHeader metainfo under the transient key "authorization" (value "Bearer <jwt>").
+// carried either in TTHeader metainfo under the key "authorization" (a Volo client's transient
+// value; Kitex sends it as "RPC_TRANSIT_authorization" or "RPC_PERSIST_authorization"), or in
+// the request's `token` field (field 100), which any stock Thrift client can set. The value is
+// "Bearer <jwt>" or the bare JWT; a token that cannot be read or verified is refused with
+// Unauthenticated, never taken as anonymous.
 // Ping and CreateAccount are public; reads and updates need the account's owner or ROLE_ADMIN;
 // CheckCredentials needs a token with scope SERVICE (only the gateway calls it).
 //
@@ -85,10 +89,18 @@ struct PingResponse {
 struct GetAccountByUsernameRequest {
     // Matched case-insensitively.
     1: required string username,
+    // The caller's access token (a JWT, `Bearer ` optional), for Thrift clients that cannot
+    // set TTHeader metainfo (any stock Apache Thrift library). When the TTHeader carries one
+    // too, both must be the same token.
+    100: optional string token,
 }
 
 struct GetAccountByIdRequest {
     1: required i64 id,
+    // The caller's access token (a JWT, `Bearer ` optional), for Thrift clients that cannot
+    // set TTHeader metainfo (any stock Apache Thrift library). When the TTHeader carries one
+    // too, both must be the same token.
+    100: optional string token,
 }
 
 struct CreateAccountRequest {
@@ -113,12 +125,20 @@ struct UpdateAccountRequest {
     // When present and non-empty, becomes the new password; when absent or empty, the old
     // password is kept.
     7: optional string password,
+    // The caller's access token (a JWT, `Bearer ` optional), for Thrift clients that cannot
+    // set TTHeader metainfo (any stock Apache Thrift library). When the TTHeader carries one
+    // too, both must be the same token.
+    100: optional string token,
 }
 
 struct CheckCredentialsRequest {
     // Matched case-insensitively.
     1: required string username,
     2: required string password,
+    // The caller's access token (a JWT, `Bearer ` optional), for Thrift clients that cannot
+    // set TTHeader metainfo (any stock Apache Thrift library). When the TTHeader carries one
+    // too, both must be the same token.
+    100: optional string token,
 }
 
 service AccountService {

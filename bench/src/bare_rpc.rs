@@ -49,6 +49,7 @@ pub async fn serve_thrift(
     };
     let request = account::GetAccountByUsernameRequest {
         username: FastStr::from(username),
+        token: None,
     };
     let answer = metadata
         .thrift_call(account_client(account).get_account_by_username(request))

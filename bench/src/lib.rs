@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod client_cost;
 pub mod error;
 pub mod http_server;
+pub mod launcher_memory;
 pub mod load;
 pub mod machine;
 pub mod procfs;

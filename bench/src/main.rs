@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context, bail};
 use bookstore_bench::{
     client_cost::{self, Rpc},
+    launcher_memory::MemoryPlan,
     machine::{self, Placement},
     programs::{Hashing, Layout},
     report,
@@ -34,6 +35,9 @@ enum Mode {
     Full(RunArgs),
     /// A few seconds, to prove the tool works (CI); its numbers mean little.
     Smoke(RunArgs),
+    /// The launcher's resident memory after rounds of catalogue reads and purchases (about a
+    /// minute after the build).
+    Memory(MemoryArgs),
     /// Internal: the bare hyper baseline server.
     #[command(hide = true)]
     BaselineServer {
@@ -95,6 +99,25 @@ struct RpcClientArgs {
     concurrency: usize,
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+}
+
+#[derive(Args)]
+struct MemoryArgs {
+    /// Directory holding the `bookstore` binary. Default: this tool's own, after building it
+    /// there with cargo.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Seconds of each round.
+    #[arg(long, default_value_t = 15.0)]
+    seconds: f64,
+    /// Users reading the catalogue, and as many buying, during a round.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Also write the report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -171,6 +194,7 @@ fn main() -> anyhow::Result<()> {
         Mode::RpcClient(args) => rpc_client(args),
         Mode::Full(args) => benchmark(Plan::full(), args),
         Mode::Smoke(args) => benchmark(Plan::smoke(), args),
+        Mode::Memory(args) => launcher_memory(args),
     }
 }
 
@@ -187,6 +211,46 @@ fn baseline_server(listen: SocketAddr, body_file: &Path) -> anyhow::Result<()> {
         bookstore_bench::baseline::serve(listener, body.into()).await;
         Ok(())
     })
+}
+
+fn launcher_memory(args: MemoryArgs) -> anyhow::Result<()> {
+    let bench_exe = std::env::current_exe().context("cannot find this tool's binary")?;
+    let profile = own_profile(&bench_exe);
+    let bin_dir = match args.bin_dir {
+        Some(dir) => dir,
+        None => {
+            build(&profile, &["bookstore"])?;
+            bench_exe
+                .parent()
+                .context("this tool's binary has no directory")?
+                .to_path_buf()
+        }
+    };
+    let plan = MemoryPlan {
+        rounds: args.rounds.clamp(1, 20),
+        round: std::time::Duration::from_secs_f64(args.seconds.clamp(0.1, 300.0)),
+        concurrency: args.concurrency.clamp(1, 256),
+        rest: std::time::Duration::from_secs(5),
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("bookstore-memory-")
+        .tempdir()
+        .context("cannot create a scratch directory")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bookstore_bench::launcher_memory::measure(
+        &bin_dir.join("bookstore"),
+        scratch.path(),
+        &plan,
+    ))?;
+    let text = report.markdown(&plan, &profile);
+    println!("{text}");
+    if let Some(output) = args.output {
+        std::fs::write(&output, &text)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs `server` on the runtime the programs use (`#[tokio::main]`), on the one core it has.
@@ -390,6 +454,11 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
 /// `cargo build --profile <profile> --bins -p account -p warehouse -p payment -p gateway`, in
 /// the workspace this tool belongs to; a no-op when they are up to date.
 fn build_programs(profile: &str) -> anyhow::Result<()> {
+    build(profile, &PROGRAMS)
+}
+
+/// `cargo build --profile <profile> --bins -p <package>…` in this tool's workspace.
+fn build(profile: &str, packages: &[&str]) -> anyhow::Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the bench crate lives inside the workspace")?;
@@ -417,8 +486,8 @@ fn build_programs(profile: &str) -> anyhow::Result<()> {
         }
     }
     command.args(["--profile", profile]);
-    for program in PROGRAMS {
-        command.args(["-p", program]);
+    for package in packages {
+        command.args(["-p", package]);
     }
     eprintln!("building the programs: {command:?}");
     let status = command.status().context("cannot run cargo")?;

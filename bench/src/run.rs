@@ -311,12 +311,12 @@ const ADMIN: &str = "icyfenix";
 const STOCK: i64 = 1_000_000_000;
 
 /// What the set-up through the public API produced.
-struct Fixture {
-    user_token: String,
-    product_id: i64,
-    product_json: Bytes,
-    account_bytes: usize,
-    catalogue_bytes: usize,
+pub(crate) struct Fixture {
+    pub user_token: String,
+    pub product_id: i64,
+    pub product_json: Bytes,
+    pub account_bytes: usize,
+    pub catalogue_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -355,7 +355,7 @@ async fn login(http: &Http, username: &str, password: &str) -> Result<String, Be
 
 /// Registers the benchmark's user, gives the first product plenty of stock, and reads the
 /// answers whose bytes the baselines and checks need.
-async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture, BenchError> {
+pub(crate) async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture, BenchError> {
     let admin = login(http, ADMIN, admin_password).await?;
     let registration = serde_json::json!({
         "username": USER, "password": USER_PASSWORD, "name": "Bench User",

@@ -241,6 +241,7 @@ impl Target for ThriftGetAccount {
     async fn call(&self) -> Result<(), CallError> {
         let request = GetAccountByUsernameRequest {
             username: self.username.clone(),
+            token: None,
         };
         let answer = self
             .metadata

@@ -105,6 +105,7 @@ async fn account(
     };
     let request = GetAccountByUsernameRequest {
         username: username.to_owned().into(),
+        token: None,
     };
     let answer = metadata
         .thrift_call(backends.account.get_account_by_username(request))

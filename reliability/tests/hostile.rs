@@ -165,6 +165,7 @@ async fn forged_expired_and_borrowed_tokens_are_refused_at_the_gateway_and_every
                 .thrift_call(account.get_account_by_username(
                     rpc_idl::account::GetAccountByUsernameRequest {
                         username: ADMIN.into(),
+                        token: None,
                     },
                 ))
                 .await

@@ -67,6 +67,7 @@ impl AccountBackend {
             .invoke("GetAccountByUsername", call, Idempotency::Read, |_| {
                 let request = GetAccountByUsernameRequest {
                     username: username.clone(),
+                    token: None,
                 };
                 self.link
                     .thrift(&call.metadata, self.client.get_account_by_username(request))
@@ -109,6 +110,7 @@ impl AccountBackend {
                     email: fast(update.email),
                     location: fast(update.location),
                     password: fast(update.password),
+                    token: None,
                 };
                 self.link
                     .thrift(&call.metadata, self.client.update_account(request))
@@ -133,6 +135,7 @@ impl AccountBackend {
                 let request = CheckCredentialsRequest {
                     username: username.clone(),
                     password: password.clone(),
+                    token: None,
                 };
                 self.link
                     .thrift(&call.metadata, self.client.check_credentials(request))

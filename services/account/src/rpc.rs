@@ -9,7 +9,7 @@ use std::sync::{
 
 use pilota::FastStr;
 use platform::{
-    rpc_metadata::CallMetadata,
+    rpc_metadata::{CallMetadata, token_of},
     tokens::{Caller, TokenVerifier},
 };
 use rpc_idl::account as wire;
@@ -44,14 +44,28 @@ impl AccountRpc {
         }
     }
 
-    fn caller(&self) -> Result<Caller, Refusal> {
-        CallMetadata::from_thrift()
+    /// The verified caller, from the TTHeader's token or the request's `token` field (see
+    /// `idl/account.thrift`); both present must agree.
+    fn caller(&self, token_field: Option<&FastStr>) -> Result<Caller, Refusal> {
+        let mut metadata = CallMetadata::from_thrift();
+        if let Some(field) = token_field {
+            let token = token_of(&text(field));
+            match &metadata.token {
+                Some(header) if *header != token => {
+                    return Err(Refusal::Unauthenticated(
+                        "the token field and the TTHeader carry different tokens".to_owned(),
+                    ));
+                }
+                _ => metadata.token = Some(token),
+            }
+        }
+        metadata
             .require_caller(&self.verifier)
             .map_err(|error| Refusal::Unauthenticated(error.to_string()))
     }
 
     async fn get_by_username(&self, req: wire::GetAccountByUsernameRequest) -> Outcome {
-        let caller = self.caller()?;
+        let caller = self.caller(req.token.as_ref())?;
         let username = match Username::parse(&text(&req.username)) {
             Ok(username) => username,
             // Whoever may not read other accounts learns nothing about this name either.
@@ -67,7 +81,7 @@ impl AccountRpc {
     }
 
     async fn get_by_id(&self, req: wire::GetAccountByIdRequest) -> Outcome {
-        let caller = self.caller()?;
+        let caller = self.caller(req.token.as_ref())?;
         let account = self.accounts.find_by_id(req.id).await?;
         readable(&caller, account)
     }
@@ -89,7 +103,7 @@ impl AccountRpc {
     }
 
     async fn update(&self, req: wire::UpdateAccountRequest) -> Outcome {
-        let caller = self.caller()?;
+        let caller = self.caller(req.token.as_ref())?;
         match self.accounts.find_by_id(req.id).await? {
             Some(account) if access::may_update(&caller, &account) => {}
             None if access::may_update_any(&caller) => return Err(Refusal::NotFound),
@@ -115,7 +129,7 @@ impl AccountRpc {
     }
 
     async fn verify_credentials(&self, req: wire::CheckCredentialsRequest) -> Outcome {
-        let caller = self.caller()?;
+        let caller = self.caller(req.token.as_ref())?;
         if !access::may_check_credentials(&caller) {
             return Err(Refusal::PermissionDenied(
                 "checking credentials needs a token with scope SERVICE",

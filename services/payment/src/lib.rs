@@ -26,8 +26,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use platform::{
     database::{Database, DatabaseError, Migrations},
     discovery::DnsDiscover,
-    grpc_server,
-    health::{health_service, watch_database},
+    grpc_reflection, grpc_server,
+    health::{HEALTH_SERVICE, health_service, watch_database},
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
@@ -161,6 +161,14 @@ impl Application {
                 )))
                 .build(),
             );
+        let router = grpc_reflection::add_to(
+            router,
+            &[SERVICE_NAME, HEALTH_SERVICE],
+            &[
+                rpc_idl::payment::file_descriptor_payment(),
+                rpc_idl::grpc::health::v1::file_descriptor_health(),
+            ],
+        );
         let limits = settings.server.clone();
         let server = ServerTask::new(
             "payment",

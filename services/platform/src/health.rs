@@ -22,6 +22,9 @@ use volo_grpc::{BoxStream, Request, Response, Status};
 
 use crate::database::{Backend, Database};
 
+/// The health service's own name, as reflection lists it.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// What the answers are made from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Condition {

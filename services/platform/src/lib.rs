@@ -6,12 +6,13 @@
 //! ([`grpc_server`], [`grpc_message_limit`]) and the Thrift server's guarded codec
 //! ([`thrift_server`], [`thrift_wire`]).
 
-mod allocator;
+pub mod allocator;
 pub mod configuration;
 pub mod connection_watch;
 pub mod database;
 pub mod discovery;
 pub mod grpc_message_limit;
+pub mod grpc_reflection;
 pub mod grpc_server;
 pub mod health;
 pub mod program;

@@ -2,7 +2,12 @@
 //!
 //! gRPC: metadata keys `authorization` (`Bearer <jwt>`) and `x-request-id`.
 //! Thrift: TTHeader metainfo. A Volo client's *transient* values arrive at the server as
-//! *upstream* values, under the same keys.
+//! *upstream* values, under the same keys; Kitex clients send them as `RPC_TRANSIT_authorization`
+//! (transient) or `RPC_PERSIST_authorization` (persistent), and both are read.
+//!
+//! A token is read as `Bearer <jwt>` or as the bare JWT. Whatever else a caller sends under the
+//! key is kept as it is, so that verification refuses it (`Unauthenticated`): a present but
+//! unreadable token never makes a call anonymous.
 
 use std::{cell::RefCell, future::Future};
 
@@ -38,6 +43,12 @@ pub fn strip_bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The token an `authorization` value carries: after `Bearer `, or the whole value when it has
+/// no scheme. Anything else comes back whole, for verification to refuse.
+pub fn token_of(value: &str) -> String {
+    strip_bearer(value).unwrap_or(value.trim()).to_owned()
+}
+
 impl CallMetadata {
     /// What an incoming gRPC request carries.
     pub fn from_grpc<T>(req: &volo_grpc::Request<T>) -> Self {
@@ -48,10 +59,11 @@ impl CallMetadata {
                 .map(str::to_owned)
         };
         Self {
-            token: get(AUTHORIZATION)
-                .as_deref()
-                .and_then(strip_bearer)
-                .map(str::to_owned),
+            // A value that is not text is kept as an empty token: refused, not anonymous.
+            token: req
+                .metadata()
+                .get(AUTHORIZATION)
+                .map(|value| value.to_str().map(token_of).unwrap_or_default()),
             request_id: get(REQUEST_ID),
         }
     }
@@ -64,9 +76,9 @@ impl CallMetadata {
                 Self {
                     token: mi
                         .get_upstream(AUTHORIZATION)
+                        .or_else(|| mi.get_persistent(AUTHORIZATION))
                         .as_deref()
-                        .and_then(strip_bearer)
-                        .map(str::to_owned),
+                        .map(token_of),
                     request_id: mi.get_upstream(REQUEST_ID).map(|v| v.to_string()),
                 }
             })

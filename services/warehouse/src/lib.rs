@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 
 use platform::{
     database::{Database, DatabaseError, Migrations},
-    grpc_server,
-    health::{health_service, watch_database},
+    grpc_reflection, grpc_server,
+    health::{HEALTH_SERVICE, health_service, watch_database},
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
@@ -84,6 +84,14 @@ impl Application {
         let router = Router::new()
             .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
             .add_service(ServiceBuilder::new(WarehouseServiceServer::new(warehouse)).build());
+        let router = grpc_reflection::add_to(
+            router,
+            &[SERVICE_NAME, HEALTH_SERVICE],
+            &[
+                rpc_idl::warehouse::file_descriptor_warehouse(),
+                rpc_idl::grpc::health::v1::file_descriptor_health(),
+            ],
+        );
         let limits = settings.server.clone();
         let server = ServerTask::new(
             "warehouse",

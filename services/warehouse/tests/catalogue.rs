@@ -18,6 +18,7 @@ on_both_backends!(
     validation_lists_every_failed_field,
     authorization_matrix,
     demo_catalogue_is_seeded_once_into_an_empty_database,
+    an_unreadable_token_is_refused_not_taken_as_anonymous,
 );
 
 async fn crud_round_trips(database: DatabaseConfig) {
@@ -635,5 +636,39 @@ async fn demo_catalogue_is_seeded_once_into_an_empty_database(database: Database
     // A restart seeds nothing again, not even after the catalogue was changed.
     let server = start_seeded(database, true).await;
     assert_eq!(server.products().await, after_delete);
+    server.stop().await;
+}
+
+/// A public call may be anonymous, but a token that is sent must verify: one in another scheme,
+/// empty, or not text at all is refused rather than ignored.
+async fn an_unreadable_token_is_refused_not_taken_as_anonymous(database: DatabaseConfig) {
+    let server = start(database).await;
+    let token = server.admin().token.expect("token");
+    let values = [
+        format!("Basic {token}"),
+        "Bearer".to_owned(),
+        "garbage".to_owned(),
+    ];
+    for value in values {
+        let mut request = volo_grpc::Request::new(ListProductsRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().expect("ASCII"));
+        assert_code(
+            server.client.list_products(request).await,
+            Code::Unauthenticated,
+            &value,
+        );
+    }
+    // The bare JWT, without a scheme, is read.
+    let mut request = volo_grpc::Request::new(ListProductsRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", token.parse().expect("ASCII"));
+    server
+        .client
+        .list_products(request)
+        .await
+        .expect("a bare JWT is accepted");
     server.stop().await;
 }

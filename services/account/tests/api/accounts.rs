@@ -101,6 +101,7 @@ async fn an_update_round_trips_and_replaces_the_profile(server: TestServer) {
                     email: Some("alice@new.example".into()),
                     location: Some("Guangzhou".into()),
                     password: None,
+                    token: None,
                 },
             )
             .await,

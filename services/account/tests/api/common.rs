@@ -189,6 +189,7 @@ impl TestServer {
             .client
             .get_account_by_username(GetAccountByUsernameRequest {
                 username: username.to_owned().into(),
+                token: None,
             });
         checked(as_caller(token).thrift_call(call).await)
     }
@@ -198,7 +199,9 @@ impl TestServer {
         token: Option<String>,
         id: i64,
     ) -> MaybeException<Account, AccountServiceGetAccountByIdException> {
-        let call = self.client.get_account_by_id(GetAccountByIdRequest { id });
+        let call = self
+            .client
+            .get_account_by_id(GetAccountByIdRequest { id, token: None });
         checked(as_caller(token).thrift_call(call).await)
     }
 
@@ -220,6 +223,7 @@ impl TestServer {
         let call = self.client.check_credentials(CheckCredentialsRequest {
             username: username.to_owned().into(),
             password: password.to_owned().into(),
+            token: None,
         });
         checked(as_caller(token).thrift_call(call).await)
     }
@@ -312,6 +316,7 @@ pub fn update_of(account: &Account) -> UpdateAccountRequest {
         email: given(&account.email),
         location: given(&account.location),
         password: None,
+        token: None,
     }
 }
 

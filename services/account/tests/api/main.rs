@@ -9,4 +9,5 @@ mod conflicts;
 mod credentials;
 mod liveness;
 mod plain_thrift;
+mod tokens;
 mod validation;

@@ -243,6 +243,7 @@ async fn a_plain_framed_binary_client_can_register_and_gets_declared_exceptions(
     let args = AccountServiceGetAccountByUsernameArgsSend {
         req: GetAccountByUsernameRequest {
             username: "plain".into(),
+            token: None,
         },
     };
     let denied: AccountServiceGetAccountByUsernameResultRecv = plain_call(

@@ -75,6 +75,7 @@ pub async fn within_deadline(scenario: impl Future<Output = ()>) {
 /// A running warehouse and a client connected to it.
 pub struct TestServer {
     pub client: WarehouseServiceClient,
+    pub address: std::net::SocketAddr,
     keys: TestKeys,
     stop: CancellationToken,
     running: JoinHandle<Result<(), ServeError>>,
@@ -99,13 +100,15 @@ pub async fn start_seeded(database: DatabaseConfig, seed: bool) -> TestServer {
     let application = Application::build(settings, stop.clone())
         .await
         .expect("the warehouse starts");
+    let address = application.address();
     let client = WarehouseServiceClientBuilder::new("warehouse")
-        .address(application.address())
+        .address(address)
         .rpc_timeout(Some(CALL_DEADLINE))
         .build();
     let running = tokio::spawn(application.run_until_stopped());
     TestServer {
         client,
+        address,
         keys,
         stop,
         running,
