@@ -19,6 +19,9 @@ use crate::{
     targets::{Http, HttpGet, SettleAndPay},
 };
 
+/// Users who buy by turns (each can afford 832 purchases at the launcher's defaults).
+const BUYERS: usize = 64;
+
 /// The resident-set target once idle after the rounds, MiB.
 pub const IDLE_TARGET_MIB: f64 = 64.0;
 
@@ -129,13 +132,39 @@ pub async fn measure(
     let Fixture {
         user_token,
         product_id,
-        catalogue_bytes,
+        product_json,
         ..
     } = run::set_up(&http, &admin_password).await?;
     let setup = |e: load::CallError| BenchError::Setup(e.0);
+    // The launcher opens each wallet with its default balance (10 000.00), and every order pays
+    // the shipping fee (12.00) on top of a book: at a cent a book, one buyer affords 832
+    // purchases, so the purchases are made by turns by as many buyers as a round needs.
+    let mut product: serde_json::Value = serde_json::from_slice(&product_json)
+        .map_err(|e| BenchError::Setup(format!("the product's JSON: {e}")))?;
+    product["price"] = serde_json::json!(0.01);
+    let admin = run::login(&http, run::ADMIN, &admin_password).await?;
+    http.send(
+        http::Method::PUT,
+        http.uri("/restful/products").map_err(setup)?,
+        Some(&crate::targets::bearer(&admin).map_err(setup)?),
+        Some(product.to_string().into()),
+    )
+    .await
+    .and_then(|answer| answer.ok())
+    .map_err(setup)?;
+    let catalogue_bytes = http
+        .get("/restful/products", None)
+        .await
+        .and_then(|answer| answer.ok())
+        .map_err(setup)?
+        .len();
     let catalogue =
         HttpGet::new(http.clone(), "/restful/products", None, catalogue_bytes).map_err(setup)?;
-    let buy = SettleAndPay::new(http, &user_token, product_id).map_err(setup)?;
+    let mut buyers = vec![user_token];
+    for buyer in 1..BUYERS {
+        buyers.push(run::register_and_log_in(&http, &format!("buyer{buyer}")).await?);
+    }
+    let buy = SettleAndPay::by_turns(http, &buyers, product_id).map_err(setup)?;
     let closed = ClosedLoop {
         concurrency: plan.concurrency,
         duration: plan.round,

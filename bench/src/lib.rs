@@ -13,6 +13,7 @@ pub mod http_server;
 pub mod launcher_memory;
 pub mod load;
 pub mod machine;
+pub mod postgres;
 pub mod procfs;
 pub mod programs;
 pub mod report;

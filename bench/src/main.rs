@@ -157,6 +157,12 @@ struct RunArgs {
     /// Keep the scratch directory (configuration files, databases, program logs).
     #[arg(long)]
     keep: bool,
+    /// Run on this PostgreSQL server (`postgres://user@host:port/db`, any database there; the
+    /// user must be allowed to create databases): one fresh database per service, dropped
+    /// afterwards, two replicas of warehouse and of payment, and a conservation audit at the
+    /// end. Default: SQLite files, one replica each.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 const PROGRAMS: [&str; 4] = ["account", "warehouse", "payment", "gateway"];
@@ -406,7 +412,7 @@ fn benchmark(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         .build()?;
     let outcome = runtime.block_on(async {
         tokio::select! {
-            outcome = run::run(plan.clone(), layout, placement, cargo_profile.clone(), reniced) => outcome.map_err(anyhow::Error::from),
+            outcome = run::run(plan.clone(), layout, placement, cargo_profile.clone(), reniced, args.database.as_deref()) => outcome.map_err(anyhow::Error::from),
             // Dropping the run stops every program it started.
             signal = stop_signal() => Err(anyhow::anyhow!("interrupted by {}", signal?)),
         }

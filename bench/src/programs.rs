@@ -29,7 +29,7 @@ use rpc_idl::{
 };
 use serde::Serialize;
 
-use crate::{error::BenchError, machine, targets::Http};
+use crate::{error::BenchError, machine, postgres::Databases, targets::Http};
 
 /// How long a program may take to become ready before the run gives up.
 const START_LIMIT: Duration = Duration::from_secs(30);
@@ -192,23 +192,26 @@ impl Keys {
     }
 }
 
-/// Where the four programs listen.
+/// Where the four programs listen; the second replicas' addresses are used only when the run
+/// has them (on PostgreSQL).
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
     pub account: SocketAddr,
     pub warehouse: SocketAddr,
     pub payment: SocketAddr,
     pub gateway: SocketAddr,
+    pub warehouse_replica: SocketAddr,
+    pub payment_replica: SocketAddr,
 }
 
 impl Addresses {
-    /// Four distinct free loopback ports (all held until all are chosen).
+    /// Six distinct free loopback ports (all held until all are chosen).
     pub fn free() -> Result<Self, BenchError> {
         let bind = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .map_err(BenchError::io("cannot find a free loopback port"))
         };
-        let held = [bind()?, bind()?, bind()?, bind()?];
+        let held = [bind()?, bind()?, bind()?, bind()?, bind()?, bind()?];
         let address = |i: usize| {
             held[i]
                 .local_addr()
@@ -219,6 +222,8 @@ impl Addresses {
             warehouse: address(1)?,
             payment: address(2)?,
             gateway: address(3)?,
+            warehouse_replica: address(4)?,
+            payment_replica: address(5)?,
         })
     }
 }
@@ -229,8 +234,55 @@ pub struct Wiring<'a> {
     pub addresses: Addresses,
     /// The seeded administrator's password.
     pub admin_password: &'a str,
-    /// Gets its own database files.
+    /// Gets its own database files (on SQLite).
     pub data_dir: PathBuf,
+    /// The services' PostgreSQL databases; `None` runs each service on a SQLite file.
+    pub postgres: Option<&'a Databases>,
+}
+
+impl Wiring<'_> {
+    /// How many replicas of warehouse and of payment run: two when they share PostgreSQL.
+    pub fn replicas(&self) -> usize {
+        if self.postgres.is_some() { 2 } else { 1 }
+    }
+
+    /// The addresses of `program`'s replicas.
+    pub fn replica_addresses(&self, program: Program) -> Vec<SocketAddr> {
+        let a = self.addresses;
+        let all = match program {
+            Program::Account => vec![a.account],
+            Program::Warehouse => vec![a.warehouse, a.warehouse_replica],
+            Program::Payment => vec![a.payment, a.payment_replica],
+            Program::Gateway => vec![a.gateway],
+            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
+                vec![]
+            }
+        };
+        let replicas = match program {
+            Program::Warehouse | Program::Payment => self.replicas(),
+            _ => 1,
+        };
+        all.into_iter().take(replicas).collect()
+    }
+
+    /// `program`'s `[database]`: its own PostgreSQL database, or its own SQLite file.
+    fn database(&self, program: Program) -> DatabaseConfig {
+        let postgres = self.postgres.and_then(|databases| match program {
+            Program::Account => Some(&databases.account),
+            Program::Warehouse => Some(&databases.warehouse),
+            Program::Payment => Some(&databases.payment),
+            _ => None,
+        });
+        match postgres {
+            Some(database) => DatabaseConfig {
+                url: database.url.clone(),
+                ..DatabaseConfig::default()
+            },
+            None => {
+                DatabaseConfig::sqlite_file(&self.data_dir.join(format!("{}.db", program.name())))
+            }
+        }
+    }
 }
 
 /// Test and smoke runs buy with a lot of money: wallets open with this balance.
@@ -256,21 +308,26 @@ fn cheap_hash(secret: &str) -> Result<String, BenchError> {
         .to_string())
 }
 
-/// The TOML file for `program`.
+/// The TOML file for `program` listening on `listen`.
 fn config_text(
     program: Program,
     wiring: &Wiring<'_>,
     hashing: Hashing,
+    listen: SocketAddr,
 ) -> Result<String, BenchError> {
     let name = program.name();
     let to_toml = |value: &dyn ErasedToml| value.to_toml(name);
-    let sqlite = |file: &str| DatabaseConfig::sqlite_file(&wiring.data_dir.join(file));
+    let hostports = |program| {
+        (wiring.replica_addresses(program).iter())
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+    };
     let a = wiring.addresses;
     match program {
         Program::Account => {
             let mut settings = account::configuration::Settings {
-                server: server(a.account),
-                database: sqlite("account.db"),
+                server: server(listen),
+                database: wiring.database(program),
                 auth: wiring.keys.auth(),
                 ..Default::default()
             };
@@ -282,31 +339,31 @@ fn config_text(
             to_toml(&settings)
         }
         Program::Warehouse => to_toml(&warehouse::configuration::Settings {
-            server: server(a.warehouse),
-            database: sqlite("warehouse.db"),
+            server: server(listen),
+            database: wiring.database(program),
             auth: wiring.keys.auth(),
             ..Default::default()
         }),
         Program::Payment => {
             let mut settings = payment::configuration::Settings {
-                server: server(a.payment),
-                database: sqlite("payment.db"),
+                server: server(listen),
+                database: wiring.database(program),
                 auth: wiring.keys.auth(),
                 ..Default::default()
             };
             settings.payment.opening_balance_cents = OPENING_BALANCE_CENTS;
-            settings.warehouse.hostport = vec![a.warehouse.to_string()];
+            settings.warehouse.hostport = hostports(Program::Warehouse);
             settings.service_credentials.token_url = format!("http://{}/oauth/token", a.gateway);
             to_toml(&settings)
         }
         Program::Gateway => {
             let mut config = gateway::configuration::GatewayConfig::default();
-            config.server.listen = a.gateway.to_string();
+            config.server.listen = listen.to_string();
             config.server.drain_seconds = 1;
             config.oauth.private_key_path = wiring.keys.private.clone();
             config.account.client.hostport = vec![a.account.to_string()];
-            config.warehouse.client.hostport = vec![a.warehouse.to_string()];
-            config.payment.client.hostport = vec![a.payment.to_string()];
+            config.warehouse.client.hostport = hostports(Program::Warehouse);
+            config.payment.client.hostport = hostports(Program::Payment);
             if hashing == Hashing::Cheap {
                 for client in &mut config.oauth.clients {
                     let secret = if client.id == FRONTEND_CLIENT.0 {
@@ -379,32 +436,40 @@ impl Layout {
         wiring: &Wiring<'_>,
         dir: &Path,
     ) -> Result<Running, BenchError> {
-        let config_dir = dir.join(format!("{}-config", program.name()));
+        self.start_replica(program, 0, wiring, dir).await
+    }
+
+    /// Like [`Layout::start`], for `program`'s replica number `replica` (0 is the first).
+    pub async fn start_replica(
+        &self,
+        program: Program,
+        replica: usize,
+        wiring: &Wiring<'_>,
+        dir: &Path,
+    ) -> Result<Running, BenchError> {
+        let name = match replica {
+            0 => program.name().to_owned(),
+            n => format!("{}-{}", program.name(), n + 1),
+        };
+        let address =
+            (wiring.replica_addresses(program).get(replica).copied()).ok_or_else(|| {
+                BenchError::Setup(format!(
+                    "{name}: no such replica of a program this run starts"
+                ))
+            })?;
+        let config_dir = dir.join(format!("{name}-config"));
         std::fs::create_dir_all(&config_dir).map_err(BenchError::io(format!(
             "cannot create {}",
             config_dir.display()
         )))?;
         let config = config_dir.join(format!("{}.toml", program.name()));
-        std::fs::write(&config, config_text(program, wiring, self.hashing)?)
-            .map_err(BenchError::io(format!("cannot write {}", config.display())))?;
-        let address = match program {
-            Program::Account => wiring.addresses.account,
-            Program::Warehouse => wiring.addresses.warehouse,
-            Program::Payment => wiring.addresses.payment,
-            Program::Gateway => wiring.addresses.gateway,
-            Program::Baseline | Program::Translator | Program::BareGrpc | Program::BareThrift => {
-                return Err(BenchError::Setup(
-                    "use start_baseline or start_translator".into(),
-                ));
-            }
-        };
-        self.spawn(
-            program,
-            &[OsArg::from("--config"), config.into_os_string()],
-            address,
-            dir,
+        std::fs::write(
+            &config,
+            config_text(program, wiring, self.hashing, address)?,
         )
-        .await
+        .map_err(BenchError::io(format!("cannot write {}", config.display())))?;
+        let args = [OsArg::from("--config"), config.into_os_string()];
+        self.spawn(program, &name, &args, address, dir).await
     }
 
     /// Starts the bare hyper server answering with the bytes in `body_file`.
@@ -489,17 +554,26 @@ impl Layout {
             OsArg::from(address.to_string()),
         ];
         command.extend_from_slice(args);
-        self.spawn(program, &command, address, dir).await
+        self.spawn(
+            program,
+            &program.name().replace(' ', "-"),
+            &command,
+            address,
+            dir,
+        )
+        .await
     }
 
+    /// Starts `program` as `name` (its log is `dir/<name>.log`) and waits until it is ready.
     async fn spawn(
         &self,
         program: Program,
+        name: &str,
         args: &[OsArg],
         address: SocketAddr,
         dir: &Path,
     ) -> Result<Running, BenchError> {
-        let log = dir.join(format!("{}.log", program.name().replace(' ', "-")));
+        let log = dir.join(format!("{name}.log"));
         let stdout = File::create(&log)
             .map_err(BenchError::io(format!("cannot create {}", log.display())))?;
         let stderr = stdout
@@ -615,29 +689,48 @@ async fn probe_once(probe: Probe, address: SocketAddr) -> bool {
         .unwrap_or(false)
 }
 
-/// All four programs, started in dependency order.
+/// All four programs, started in dependency order, and the second replicas of warehouse and
+/// payment when the run has them.
 pub struct Stack {
     pub account: Running,
     pub warehouse: Running,
     pub payment: Running,
     pub gateway: Running,
+    pub replicas: Vec<Running>,
 }
 
 impl Stack {
     pub async fn start(layout: &Layout, wiring: &Wiring<'_>) -> Result<Self, BenchError> {
         let dir = wiring.data_dir.clone();
+        let mut replicas = Vec::new();
         let account = layout.start(Program::Account, wiring, &dir).await?;
         let warehouse = layout.start(Program::Warehouse, wiring, &dir).await?;
+        for replica in 1..wiring.replicas() {
+            replicas.push(
+                layout
+                    .start_replica(Program::Warehouse, replica, wiring, &dir)
+                    .await?,
+            );
+        }
         let payment = layout.start(Program::Payment, wiring, &dir).await?;
+        for replica in 1..wiring.replicas() {
+            replicas.push(
+                layout
+                    .start_replica(Program::Payment, replica, wiring, &dir)
+                    .await?,
+            );
+        }
         let gateway = layout.start(Program::Gateway, wiring, &dir).await?;
         Ok(Self {
             account,
             warehouse,
             payment,
             gateway,
+            replicas,
         })
     }
 
+    /// The first (or only) replica of `program`.
     pub fn get(&self, program: Program) -> Option<&Running> {
         match program {
             Program::Account => Some(&self.account),
@@ -650,10 +743,21 @@ impl Stack {
         }
     }
 
+    /// Every running process, with the program it is a replica of.
+    pub fn processes(&self) -> impl Iterator<Item = (Program, u32)> + '_ {
+        [&self.account, &self.warehouse, &self.payment, &self.gateway]
+            .into_iter()
+            .chain(&self.replicas)
+            .map(|running| (running.program, running.pid))
+    }
+
     /// Stops the gateway first (it calls the others), then the services.
     pub fn stop(self) {
         let grace = Duration::from_secs(3);
         self.gateway.stop(grace);
+        for replica in self.replicas {
+            replica.stop(grace);
+        }
         self.payment.stop(grace);
         self.warehouse.stop(grace);
         self.account.stop(grace);
@@ -670,6 +774,7 @@ mod tests {
             addresses: Addresses::free().expect("ports"),
             admin_password: "bench-admin-password",
             data_dir: dir.to_path_buf(),
+            postgres: None,
         }
     }
 
@@ -682,8 +787,12 @@ mod tests {
         let wiring = wiring(&keys, dir.path());
         let load = |program, hashing| {
             let file = dir.path().join("x.toml");
-            std::fs::write(&file, config_text(program, &wiring, hashing).expect("toml"))
-                .expect("write");
+            let listen = wiring.replica_addresses(program)[0];
+            std::fs::write(
+                &file,
+                config_text(program, &wiring, hashing, listen).expect("toml"),
+            )
+            .expect("write");
             platform::configuration::ConfigSource::file_only(file)
         };
 
@@ -741,7 +850,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = Keys::generate(dir.path()).expect("keys");
         let wiring = wiring(&keys, dir.path());
-        let text = config_text(Program::Warehouse, &wiring, Hashing::Production).expect("toml");
+        let text = config_text(
+            Program::Warehouse,
+            &wiring,
+            Hashing::Production,
+            wiring.addresses.warehouse,
+        )
+        .expect("toml");
         let table: toml::Table = text.parse().expect("valid TOML");
         let mut sections: Vec<&str> = table.keys().map(String::as_str).collect();
         sections.sort();
@@ -749,6 +864,60 @@ mod tests {
         assert_eq!(sections, ["auth", "database", "server"], "{text}");
         assert!(!text.contains("max_connections"), "{text}");
         assert!(text.contains("drain_seconds = 1"), "{text}");
+    }
+
+    /// On PostgreSQL, every service gets its own database, the second replicas their own
+    /// addresses, and whoever calls warehouse or payment calls both replicas.
+    #[tokio::test]
+    async fn on_postgres_replicas_share_a_database_and_are_all_called() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = Keys::generate(dir.path()).expect("keys");
+        let server = std::env::var("BOOKSTORE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let databases = Databases::create(&server).await.expect("PostgreSQL");
+        let wiring = Wiring {
+            postgres: Some(&databases),
+            ..wiring(&keys, dir.path())
+        };
+        let config = |program, replica: usize| {
+            let listen = wiring.replica_addresses(program)[replica];
+            let text = config_text(program, &wiring, Hashing::Production, listen).expect("toml");
+            text.parse::<toml::Table>().expect("valid TOML")
+        };
+        let warehouses = [
+            wiring.addresses.warehouse.to_string(),
+            wiring.addresses.warehouse_replica.to_string(),
+        ];
+
+        let second_warehouse = config(Program::Warehouse, 1);
+        assert_eq!(
+            second_warehouse["server"]["listen"].as_str(),
+            Some(&*warehouses[1])
+        );
+        assert_eq!(
+            second_warehouse["database"]["url"].as_str(),
+            Some(&*databases.warehouse.url)
+        );
+        assert_eq!(
+            config(Program::Account, 0)["database"]["url"].as_str(),
+            Some(&*databases.account.url)
+        );
+        let payment = config(Program::Payment, 1);
+        assert_eq!(
+            payment["warehouse"]["hostport"],
+            toml::Value::try_from(&warehouses).expect("list")
+        );
+        let gateway = config(Program::Gateway, 0);
+        assert_eq!(
+            gateway["warehouse"]["client"]["hostport"],
+            toml::Value::try_from(&warehouses).expect("list")
+        );
+        assert_eq!(
+            gateway["payment"]["client"]["hostport"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
     }
 
     #[test]
@@ -759,9 +928,11 @@ mod tests {
             addresses.warehouse,
             addresses.payment,
             addresses.gateway,
+            addresses.warehouse_replica,
+            addresses.payment_replica,
         ];
         assert!(all.iter().all(|a| a.ip().is_loopback() && a.port() != 0));
         let distinct: std::collections::BTreeSet<_> = all.iter().collect();
-        assert_eq!(distinct.len(), 4);
+        assert_eq!(distinct.len(), 6);
     }
 }

@@ -373,7 +373,7 @@ pub fn markdown(results: &Results, command: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "- mode `{}`, {} binaries, SQLite; per path: {:.1} s warm-up, {:.1} s closed loop at \
+        "- mode `{}`, {} binaries; per path: {:.1} s warm-up, {:.1} s closed loop at \
          concurrency {} (in {} turns taken round the paths), {:.1} s open loop at {:.0}% of the \
          closed-loop throughput (in as many turns)",
         plan.mode,
@@ -385,6 +385,10 @@ pub fn markdown(results: &Results, command: &str) -> String {
         plan.open.as_secs_f64(),
         plan.open_load * 100.0
     );
+    let _ = writeln!(out, "- storage: {}", results.storage);
+    if let Some(audit) = &results.audit {
+        let _ = writeln!(out, "- conservation audit after the run: {audit}");
+    }
     let _ = writeln!(
         out,
         "- bodies: product {} bytes, catalogue {} bytes",
@@ -402,7 +406,7 @@ pub fn markdown(results: &Results, command: &str) -> String {
         out,
         "Throughput and CPU from the closed loop; latency from the open loop, measured from each \
          request's intended send time (µs). CPU is user + system time of each program on the \
-         path per request; \"core\" is how busy the programs' core was with them; \"other\" is \
+         path per request (both replicas together where there are two); \"core\" is how busy the programs' core was with them; \"other\" is \
          how busy the programs' / the generator's core was with anything else (other processes, \
          interrupts, hypervisor steal); \"gen\" is the load generator's CPU per request; \
          \"late\" is how late the generator itself sent open-loop requests (included in their \
@@ -662,6 +666,8 @@ mod tests {
             },
             placement: Placement::for_cores(2),
             reniced: true,
+            storage: "SQLite, one file per service; one replica of each program",
+            audit: None,
             client_costs: vec![
                 (
                     PathKey::DirectGrpc,

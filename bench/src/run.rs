@@ -19,6 +19,7 @@ use crate::{
     error::BenchError,
     load::{self, CallError, ClosedLoop, OpenLoop, OpenOutcome, Percentiles, Target},
     machine::{MachineInfo, Placement},
+    postgres::Databases,
     procfs::{self, CpuSnapshot},
     programs::{Addresses, FRONTEND_CLIENT, Keys, Layout, Program, Running, Stack, Wiring},
     targets::{GrpcGetProduct, Http, HttpGet, SettleAndPay, ThriftGetAccount},
@@ -284,6 +285,10 @@ pub struct Results {
     pub reniced: bool,
     pub product_bytes: usize,
     pub catalogue_bytes: usize,
+    /// What the services stored their data in, and how many replicas ran.
+    pub storage: &'static str,
+    /// On PostgreSQL: the conservation audit of the books the run left behind.
+    pub audit: Option<String>,
 }
 
 impl Results {
@@ -306,7 +311,7 @@ impl Results {
 /// The user the benchmark reads and buys as.
 const USER: &str = "benchuser";
 const USER_PASSWORD: &str = "bench-user-password";
-const ADMIN: &str = "icyfenix";
+pub(crate) const ADMIN: &str = "icyfenix";
 /// Enough stock that the settle+pay loop never runs out.
 const STOCK: i64 = 1_000_000_000;
 
@@ -333,7 +338,11 @@ fn setup_error(step: &str) -> impl FnOnce(crate::load::CallError) -> BenchError 
     move |e| BenchError::Setup(format!("{step}: {}", e.0))
 }
 
-async fn login(http: &Http, username: &str, password: &str) -> Result<String, BenchError> {
+pub(crate) async fn login(
+    http: &Http,
+    username: &str,
+    password: &str,
+) -> Result<String, BenchError> {
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
             ("grant_type", "password"),
@@ -353,13 +362,14 @@ async fn login(http: &Http, username: &str, password: &str) -> Result<String, Be
         .map_err(|e| BenchError::Setup(format!("token answer: {e}")))
 }
 
-/// Registers the benchmark's user, gives the first product plenty of stock, and reads the
-/// answers whose bytes the baselines and checks need.
-pub(crate) async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture, BenchError> {
-    let admin = login(http, ADMIN, admin_password).await?;
+/// Registers user `username` (with the benchmark's password) and logs in as them.
+pub(crate) async fn register_and_log_in(http: &Http, username: &str) -> Result<String, BenchError> {
+    // Telephone and e-mail are unique per account: derived from the name.
+    let digits: u64 = username.bytes().fold(0, |sum, b| sum * 31 + u64::from(b)) % 100_000_000;
     let registration = serde_json::json!({
-        "username": USER, "password": USER_PASSWORD, "name": "Bench User",
-        "telephone": "13800000000", "email": "bench@example.com", "location": "Loopback 1",
+        "username": username, "password": USER_PASSWORD, "name": "Bench User",
+        "telephone": format!("138{digits:08}"), "email": format!("{username}@example.com"),
+        "location": "Loopback 1",
     });
     http.send(
         Method::POST,
@@ -369,8 +379,15 @@ pub(crate) async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture,
     )
     .await
     .and_then(|a| a.ok())
-    .map_err(setup_error("register the benchmark user"))?;
-    let user_token = login(http, USER, USER_PASSWORD).await?;
+    .map_err(setup_error("register a benchmark user"))?;
+    login(http, username, USER_PASSWORD).await
+}
+
+/// Registers the benchmark's user, gives the first product plenty of stock, and reads the
+/// answers whose bytes the baselines and checks need.
+pub(crate) async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture, BenchError> {
+    let admin = login(http, ADMIN, admin_password).await?;
+    let user_token = register_and_log_in(http, USER).await?;
 
     let catalogue = http
         .get("/restful/products", None)
@@ -412,25 +429,29 @@ pub(crate) async fn set_up(http: &Http, admin_password: &str) -> Result<Fixture,
     })
 }
 
-/// Every process whose CPU and memory the run watches.
+/// Every process whose CPU and memory the run watches; a program with two replicas has two.
 struct Watched {
-    pids: BTreeMap<Program, u32>,
+    processes: Vec<(Program, u32)>,
 }
 
 impl Watched {
     fn pids(&self) -> Vec<u32> {
-        self.pids.values().copied().collect()
+        self.processes.iter().map(|(_, pid)| *pid).collect()
     }
 
-    fn index(&self, program: Program) -> Option<usize> {
-        self.pids.keys().position(|p| *p == program)
+    /// Where `program`'s processes are in [`Watched::pids`].
+    fn indices(&self, program: Program) -> impl Iterator<Item = usize> + '_ {
+        (self.processes.iter().enumerate())
+            .filter(move |(_, (p, _))| *p == program)
+            .map(|(i, _)| i)
     }
 }
 
-/// Samples resident memory of every watched program until stopped, keeping the maximum.
+/// Samples resident memory of every watched process until stopped, keeping each program's
+/// maximum (of any one replica).
 fn sample_rss(watched: &Watched, stop: CancellationToken) -> Arc<Mutex<BTreeMap<Program, u64>>> {
     let highest = Arc::new(Mutex::new(BTreeMap::new()));
-    let (pids, sink) = (watched.pids.clone(), highest.clone());
+    let (pids, sink) = (watched.processes.clone(), highest.clone());
     tokio::spawn(async move {
         while !stop.is_cancelled() {
             for (program, pid) in &pids {
@@ -634,14 +655,12 @@ fn summarise(
             busy(generator_core.saturating_sub(generator)),
         )
     };
-    let cpu_per_request = path
-        .key
-        .programs()
-        .iter()
-        .filter_map(|program| {
-            watched
-                .index(*program)
-                .map(|i| (*program, per_request(used[i])))
+    // A program's CPU is that of all its replicas.
+    let cpu_per_request = (path.key.programs().iter())
+        .filter(|program| watched.indices(**program).next().is_some())
+        .map(|program| {
+            let cpu = watched.indices(*program).map(|i| used[i]).sum();
+            (*program, per_request(cpu))
         })
         .collect();
     let throughput = path.throughput();
@@ -700,6 +719,7 @@ async fn time_fresh_starts(
             addresses,
             admin_password: wiring.admin_password,
             data_dir: dir.clone(),
+            postgres: None,
         };
         let running = layout.start(program, &trial_wiring, &dir).await?;
         starts.push(running.ready_after);
@@ -708,25 +728,38 @@ async fn time_fresh_starts(
     Ok(starts)
 }
 
-/// Runs the whole benchmark. `work` is scratch space (keys, databases, logs).
+/// Runs the whole benchmark. `work` is scratch space (keys, databases, logs). With
+/// `postgres_server` (a `postgres://` URL), the services keep their data in fresh databases
+/// there, with two replicas of warehouse and of payment; otherwise each in a SQLite file.
 pub async fn run(
     plan: Plan,
     layout: Layout,
     placement: Placement,
     profile: String,
     reniced: bool,
+    postgres_server: Option<&str>,
 ) -> Result<Results, BenchError> {
     let work = layout.work.clone();
     let keys = Keys::generate(&work.join("keys"))?;
     let admin_password = format!("bench-admin-{}", std::process::id());
+    let databases = match postgres_server {
+        Some(server) => Some(Databases::create(server).await?),
+        None => None,
+    };
     let wiring = Wiring {
         keys: &keys,
         addresses: Addresses::free()?,
         admin_password: &admin_password,
         data_dir: work.join("stack"),
+        postgres: databases.as_ref(),
+    };
+    let storage = if databases.is_some() {
+        "PostgreSQL, one database per service; two replicas of warehouse and of payment"
+    } else {
+        "SQLite, one file per service; one replica of each program"
     };
     eprintln!(
-        "starting account, warehouse, payment and gateway from {}",
+        "starting account, warehouse, payment and gateway from {} ({storage})",
         layout.bin_dir.display()
     );
     let stack = Stack::start(&layout, &wiring).await?;
@@ -782,16 +815,13 @@ pub async fn run(
         idle.insert(*program, procfs::rss_bytes(running.pid).unwrap_or(0));
     }
 
-    let mut pids = BTreeMap::new();
-    for program in Program::SERVICES {
-        if let Some(running) = stack.get(program) {
-            pids.insert(program, running.pid);
-        }
-    }
-    for (program, running) in &baselines {
-        pids.insert(*program, running.pid);
-    }
-    let watched = Watched { pids };
+    let mut processes: Vec<(Program, u32)> = stack.processes().collect();
+    processes.extend(
+        baselines
+            .iter()
+            .map(|(program, running)| (*program, running.pid)),
+    );
+    let watched = Watched { processes };
     let mut rss_load = BTreeMap::new();
     let product_path = format!("/restful/products/{}", fixture.product_id);
     let account_path = format!("/restful/accounts/{USER}");
@@ -911,8 +941,12 @@ pub async fn run(
             continue;
         };
         let mut starts = vec![running.ready_after];
-        starts
-            .extend(time_fresh_starts(&layout, program, plan.start_trials, &wiring, &work).await?);
+        // Fresh starts are timed on an empty SQLite file; on PostgreSQL only the stack's own.
+        if databases.is_none() {
+            starts.extend(
+                time_fresh_starts(&layout, program, plan.start_trials, &wiring, &work).await?,
+            );
+        }
         programs.push(ProgramResult {
             program,
             rss_idle: idle.get(&program).copied().unwrap_or(0),
@@ -931,6 +965,14 @@ pub async fn run(
         });
         running.stop(Duration::from_secs(1));
     }
+    // While payment still runs, so that an owed warehouse call can still be delivered.
+    let audit = match &databases {
+        Some(databases) => {
+            eprintln!("auditing stock and money");
+            Some(databases.audit(Duration::from_secs(30)).await)
+        }
+        None => None,
+    };
     stack.stop();
     Ok(Results {
         plan,
@@ -943,5 +985,7 @@ pub async fn run(
         reniced,
         product_bytes: fixture.product_json.len(),
         catalogue_bytes: fixture.catalogue_bytes,
+        storage,
+        audit,
     })
 }

@@ -3,7 +3,14 @@
 //! through a Volo client (account). Each checks its answer, so a fast error is never counted as
 //! a fast success.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
@@ -267,7 +274,9 @@ impl Target for ThriftGetAccount {
 pub struct SettleAndPay {
     http: Http,
     settle: Uri,
-    authorization: HeaderValue,
+    /// Who buys, in turn.
+    buyers: Arc<[HeaderValue]>,
+    next: Arc<AtomicUsize>,
     cart: Bytes,
 }
 
@@ -299,20 +308,36 @@ impl SettleAndPay {
         Ok(Self {
             settle: http.uri("/restful/settlements")?,
             http,
-            authorization: bearer(token)?,
+            buyers: Arc::new([bearer(token)?]),
+            next: Arc::default(),
             cart: Bytes::from(cart.to_string()),
         })
+    }
+
+    /// The same purchase, made by each of `tokens`' users in turn (so that no one wallet has
+    /// to pay for every purchase of a long run).
+    pub fn by_turns(http: Http, tokens: &[String], product_id: i64) -> Result<Self, CallError> {
+        let first = tokens.first().ok_or_else(|| CallError::new("no buyers"))?;
+        let mut target = Self::new(http, first, product_id)?;
+        target.buyers = tokens
+            .iter()
+            .map(|token| bearer(token))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        Ok(target)
     }
 }
 
 impl Target for SettleAndPay {
     async fn call(&self) -> Result<(), CallError> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.buyers.len();
+        let authorization = &self.buyers[turn];
         let body = self
             .http
             .send(
                 Method::POST,
                 self.settle.clone(),
-                Some(&self.authorization),
+                Some(authorization),
                 Some(self.cart.clone()),
             )
             .await?
@@ -326,7 +351,7 @@ impl Target for SettleAndPay {
             .uri(&format!("/restful/pay/{}?state=PAYED", payment.pay_id))?;
         let body = self
             .http
-            .send(Method::PATCH, pay, Some(&self.authorization), None)
+            .send(Method::PATCH, pay, Some(authorization), None)
             .await?
             .ok()?;
         let answer: CommandAnswer = serde_json::from_slice(&body).map_err(CallError::new)?;

@@ -22,24 +22,28 @@ impl TestPostgres {
     pub async fn create() -> Self {
         let admin_url = std::env::var("BOOKSTORE_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
-        let name = format!("bookstore_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
+        Self::create_on(&admin_url)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for this test: {e}"));
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for this test: {e}"))
+    }
+
+    /// Creates a fresh, empty database on the server that `admin_url` (any database there, as
+    /// a user that may `CREATE DATABASE`) reaches.
+    pub async fn create_on(admin_url: &str) -> Result<Self, sqlx::Error> {
+        let name = format!("bookstore_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url).await?;
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+            .await?;
         let _ = admin.close().await;
         let base = admin_url
             .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self {
-            admin_url,
+            .map_or(admin_url, |(base, _)| base);
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
             name,
-            url,
-        }
+        })
     }
 }
 
