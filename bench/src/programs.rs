@@ -591,13 +591,8 @@ impl Layout {
             .env_remove("RUST_LOG")
             .env_remove(platform::configuration::CONFIG_PATH_ENV);
         // The programs read BOOKSTORE_* overrides; the caller's must not change what is measured.
-        for (key, _) in std::env::vars_os() {
-            if key
-                .to_str()
-                .is_some_and(|k| k.starts_with(platform::configuration::ENV_PREFIX))
-            {
-                command.env_remove(key);
-            }
+        for key in platform::testing::bookstore_variables() {
+            command.env_remove(key);
         }
         let started = Instant::now();
         let child = command.spawn().map_err(BenchError::io(format!(

@@ -6,7 +6,7 @@
 //!
 //! The Python clients need `examples/python/requirements.txt` and Debian's `thrift-compiler`
 //! (`.ci/run` installs both); without them this test fails and says so. Set
-//! `BOOKSTORE_PYTHON` to use another interpreter than `python3`.
+//! `EXAMPLES_PYTHON` to use another interpreter than `python3`.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,8 +14,8 @@ use std::{
     time::Duration,
 };
 
-use bookstore::{Options, System};
-use platform::{configuration::LogConfig, shutdown::CancellationToken};
+use bookstore::{LocalConfig, Options, System};
+use platform::shutdown::CancellationToken;
 
 /// The launcher's defaults, which the examples assume.
 const GATEWAY: &str = "127.0.0.1:8080";
@@ -53,13 +53,14 @@ fn succeeded(output: &Output, what: &str) -> String {
 }
 
 fn python() -> String {
-    std::env::var("BOOKSTORE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    std::env::var("EXAMPLES_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_works_against_the_launched_system() {
     let data = tempfile::tempdir().expect("temp dir");
     let stop = CancellationToken::new();
+    let (_config, config) = tokio::sync::watch::channel(LocalConfig::default());
     let system = System::build(
         Options {
             data_dir: data.path().to_path_buf(),
@@ -68,11 +69,8 @@ async fn every_example_works_against_the_launched_system() {
             warehouse_listen: WAREHOUSE.to_owned(),
             payment_listen: PAYMENT.to_owned(),
             static_dir: None,
-            log: LogConfig {
-                level: "warn".to_owned(),
-                ..LogConfig::default()
-            },
         },
+        config,
         stop.clone(),
     )
     .await

@@ -17,6 +17,7 @@ pub mod oauth;
 pub mod readiness;
 pub mod routes;
 mod server;
+mod storefront;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
@@ -176,16 +177,41 @@ fn router(state: AppState, settings: &GatewayConfig) -> Router {
         .route("/restful/{*rest}", any(routes::api_not_found))
         .route("/oauth/{*rest}", any(routes::api_not_found))
         .method_not_allowed_fallback(routes::method_not_allowed);
+    // Everything else: the configured front-end directory (with the demo pictures it lacks),
+    // or the storefront compiled into this binary.
     let api = match &settings.static_files.dir {
-        Some(dir) => api.fallback_service(
-            tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-cache"),
+        Some(dir) => {
+            let pictures = tower::service_fn(|request: axum::extract::Request| async move {
+                Ok::<_, std::convert::Infallible>(storefront::picture(
+                    request.method(),
+                    request.uri(),
+                    request.headers(),
                 ))
-                .service(ServeDir::new(dir).append_index_html_on_directories(true)),
-        ),
-        None => api.fallback(|| async { StatusCode::NOT_FOUND }),
+            });
+            api.fallback_service(
+                tower::ServiceBuilder::new()
+                    .layer(SetResponseHeaderLayer::if_not_present(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-cache"),
+                    ))
+                    .service(
+                        ServeDir::new(dir)
+                            .append_index_html_on_directories(true)
+                            .fallback(pictures),
+                    ),
+            )
+        }
+        None => {
+            let storefront = storefront::Storefront::new();
+            api.fallback(
+                move |method: axum::http::Method,
+                      uri: axum::http::Uri,
+                      headers: axum::http::HeaderMap| {
+                    let storefront = storefront.clone();
+                    async move { storefront.serve(&method, &uri, &headers) }
+                },
+            )
+        }
     };
     api.with_state(state)
         .layer(DefaultBodyLimit::disable())

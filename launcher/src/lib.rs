@@ -5,24 +5,27 @@
 //! The three RPC services listen on the ports of the Kubernetes Services and the README
 //! (account 8810, warehouse 8820, payment 8830), so direct Thrift and gRPC callers know where to
 //! find them; each address can be changed (port 0 picks a free port). All listeners are bound
-//! first, so every program can be told where the others are.
+//! first, so every program can be told where the others are. What else each program does comes
+//! from [`configuration::LocalConfig`] (`--config FILE`), wired together by [`Wiring`].
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-};
+pub mod configuration;
 
-use gateway::configuration::{BackendConfig, GatewayConfig};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use gateway::configuration::GatewayConfig;
 use platform::{
-    configuration::{AuthConfig, LogConfig, ServerConfig},
+    configuration::AuthConfig,
     database::DatabaseConfig,
+    reload::follow,
     serve::{self, BindError},
     shutdown::CancellationToken,
     tokens::KeyPairPem,
 };
 use tokio::{net::TcpListener, sync::watch};
 
-/// What the user can choose about a local run.
+pub use crate::configuration::LocalConfig;
+
+/// What the user can choose about a local run besides the configuration file.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// SQLite files and the development key pair live here (created if missing).
@@ -33,9 +36,9 @@ pub struct Options {
     pub account_listen: String,
     pub warehouse_listen: String,
     pub payment_listen: String,
-    /// A built front-end (e.g. the Fenix bookstore's `dist/`) to serve at `/`.
+    /// A built front-end (e.g. the Fenix bookstore's `dist/`) to serve at `/` instead of the
+    /// storefront; wins over `[gateway.static_files] dir`.
     pub static_dir: Option<PathBuf>,
-    pub log: LogConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +69,16 @@ pub struct System {
     warehouse: warehouse::Application,
     payment: payment::Application,
     gateway: gateway::Application,
-    /// Keeps the gateway's configuration channel open (nothing edits it in a local run).
-    _gateway_config: watch::Sender<GatewayConfig>,
 }
 
 impl System {
-    /// Prepares `data_dir`, binds every listener and builds the four applications.
-    pub async fn build(options: Options, stop: CancellationToken) -> Result<Self, LaunchError> {
+    /// Prepares `data_dir`, binds every listener and builds the four applications from
+    /// `config` (the current file, and its later versions).
+    pub async fn build(
+        options: Options,
+        config: watch::Receiver<LocalConfig>,
+        stop: CancellationToken,
+    ) -> Result<Self, LaunchError> {
         let data = &options.data_dir;
         let data_dir_error = |source| LaunchError::DataDir {
             path: data.clone(),
@@ -81,79 +87,59 @@ impl System {
         std::fs::create_dir_all(data).map_err(data_dir_error)?;
         let (private_key, public_key) =
             KeyPairPem::ensure_files(&data.join("keys")).map_err(data_dir_error)?;
-        let auth = AuthConfig {
-            public_key_path: public_key,
-            ..AuthConfig::default()
-        };
 
-        let (account_listener, account_address) =
-            bind(&options.account_listen, "--account-listen").await?;
-        let (warehouse_listener, warehouse_address) =
+        let (account_listener, account) = bind(&options.account_listen, "--account-listen").await?;
+        let (warehouse_listener, warehouse) =
             bind(&options.warehouse_listen, "--warehouse-listen").await?;
-        let (payment_listener, payment_address) =
-            bind(&options.payment_listen, "--payment-listen").await?;
-        let (gateway_listener, gateway_address) = bind(&options.listen, "--listen").await?;
+        let (payment_listener, payment) = bind(&options.payment_listen, "--payment-listen").await?;
+        let (gateway_listener, gateway) = bind(&options.listen, "--listen").await?;
+        let wiring = Arc::new(Wiring {
+            data_dir: data.clone(),
+            private_key,
+            public_key,
+            static_dir: options.static_dir.clone(),
+            account,
+            warehouse,
+            payment,
+            gateway,
+        });
+        let current = config.borrow().clone();
 
         let account = account::Application::build_with_listener(
-            account::configuration::Settings {
-                server: loopback(account_address),
-                database: sqlite(data, "account"),
-                auth: auth.clone(),
-                log: options.log.clone(),
-                ..Default::default()
-            },
+            wiring.account(current.account),
             account_listener,
             stop.clone(),
         )
         .await?;
-
         let warehouse = warehouse::Application::build_with_listener(
-            warehouse::configuration::Settings {
-                server: loopback(warehouse_address),
-                database: sqlite(data, "warehouse"),
-                auth: auth.clone(),
-                log: options.log.clone(),
-                ..Default::default()
-            },
+            wiring.warehouse(current.warehouse),
             warehouse_listener,
             stop.clone(),
         )
         .await?;
-
-        let mut payment_settings = payment::configuration::Settings {
-            server: loopback(payment_address),
-            database: sqlite(data, "payment"),
-            auth: auth.clone(),
-            log: options.log.clone(),
-            ..Default::default()
+        let payment_config = {
+            let wiring = wiring.clone();
+            follow(
+                config.clone(),
+                wiring.payment(current.payment),
+                stop.clone(),
+                move |c: &LocalConfig| Some(wiring.payment(c.payment.clone())),
+            )
         };
-        payment_settings.warehouse.hostport = vec![warehouse_address.to_string()];
-        // The payment service gets its SERVICE token from the gateway, like in Kubernetes.
-        payment_settings.service_credentials.token_url =
-            format!("http://{gateway_address}/oauth/token");
-        let payment = payment::Application::build_with_listener(
-            payment_settings,
-            payment_listener,
-            stop.clone(),
-        )
-        .await?;
-
-        let mut gateway_settings = GatewayConfig {
-            server: gateway::configuration::HttpServerConfig {
-                listen: gateway_address.to_string(),
-                ..Default::default()
-            },
-            log: options.log.clone(),
-            account: BackendConfig::at(&account_address.to_string()),
-            warehouse: BackendConfig::at(&warehouse_address.to_string()),
-            payment: BackendConfig::at(&payment_address.to_string()),
-            ..Default::default()
+        let payment =
+            payment::Application::build_live(payment_config, payment_listener, None, stop.clone())
+                .await?;
+        let gateway_config = {
+            let wiring = wiring.clone();
+            follow(
+                config,
+                wiring.gateway(current.gateway),
+                stop.clone(),
+                move |c: &LocalConfig| Some(wiring.gateway(c.gateway.clone())),
+            )
         };
-        gateway_settings.oauth.private_key_path = private_key;
-        gateway_settings.static_files.dir = options.static_dir.clone();
-        let (gateway_config, gateway_config_rx) = watch::channel(gateway_settings);
         let gateway =
-            gateway::Application::build_with_listener(gateway_config_rx, gateway_listener, stop)
+            gateway::Application::build_with_listener(gateway_config, gateway_listener, stop)
                 .await?;
 
         Ok(Self {
@@ -161,7 +147,6 @@ impl System {
             warehouse,
             payment,
             gateway,
-            _gateway_config: gateway_config,
         })
     }
 
@@ -175,7 +160,7 @@ impl System {
         [
             (
                 "gateway",
-                "HTTP: REST API, OAuth2 tokens, web front-end",
+                "HTTP: storefront, REST API, OAuth2 tokens",
                 self.gateway.address(),
             ),
             (
@@ -209,6 +194,97 @@ impl System {
     }
 }
 
+/// What ties the four programs together on this machine, laid over each program's own settings:
+/// the bound addresses, who calls whom, and (unless the file chose others) the data directory's
+/// SQLite files and development key pair.
+struct Wiring {
+    data_dir: PathBuf,
+    private_key: PathBuf,
+    public_key: PathBuf,
+    static_dir: Option<PathBuf>,
+    account: SocketAddr,
+    warehouse: SocketAddr,
+    payment: SocketAddr,
+    gateway: SocketAddr,
+}
+
+impl Wiring {
+    fn account(
+        &self,
+        mut settings: account::configuration::Settings,
+    ) -> account::configuration::Settings {
+        settings.server.listen = self.account.to_string();
+        self.database(
+            &mut settings.database,
+            &account::configuration::Settings::default().database,
+            "account",
+        );
+        self.auth(&mut settings.auth);
+        settings
+    }
+
+    fn warehouse(
+        &self,
+        mut settings: warehouse::configuration::Settings,
+    ) -> warehouse::configuration::Settings {
+        settings.server.listen = self.warehouse.to_string();
+        self.database(
+            &mut settings.database,
+            &warehouse::configuration::Settings::default().database,
+            "warehouse",
+        );
+        self.auth(&mut settings.auth);
+        settings
+    }
+
+    fn payment(
+        &self,
+        mut settings: payment::configuration::Settings,
+    ) -> payment::configuration::Settings {
+        settings.server.listen = self.payment.to_string();
+        self.database(
+            &mut settings.database,
+            &payment::configuration::Settings::default().database,
+            "payment",
+        );
+        self.auth(&mut settings.auth);
+        settings.warehouse.hostport = vec![self.warehouse.to_string()];
+        // The payment service gets its SERVICE token from the gateway, like in Kubernetes.
+        settings.service_credentials.token_url = format!("http://{}/oauth/token", self.gateway);
+        settings
+    }
+
+    fn gateway(&self, mut settings: GatewayConfig) -> GatewayConfig {
+        settings.server.listen = self.gateway.to_string();
+        settings.account.client.hostport = vec![self.account.to_string()];
+        settings.warehouse.client.hostport = vec![self.warehouse.to_string()];
+        settings.payment.client.hostport = vec![self.payment.to_string()];
+        if settings.oauth.private_key_path == GatewayConfig::default().oauth.private_key_path {
+            settings.oauth.private_key_path = self.private_key.clone();
+        }
+        if self.static_dir.is_some() {
+            settings.static_files.dir = self.static_dir.clone();
+        }
+        settings
+    }
+
+    /// The program's SQLite file under the data directory, unless the file named a database
+    /// other than the program's default.
+    fn database(&self, database: &mut DatabaseConfig, default: &DatabaseConfig, program: &str) {
+        if database.url == default.url {
+            let file = self.data_dir.join(format!("{program}.db"));
+            database.url = DatabaseConfig::sqlite_file(&file).url;
+        }
+    }
+
+    /// The data directory's development key, unless the file named another.
+    fn auth(&self, auth: &mut AuthConfig) {
+        if auth.public_key_path == AuthConfig::default().public_key_path {
+            auth.public_key_path = self.public_key.clone();
+        }
+    }
+}
+
 /// Binds `listen`; an error names `flag`, the option that chooses another address.
 async fn bind(listen: &str, flag: &'static str) -> Result<(TcpListener, SocketAddr), LaunchError> {
     let bound = async {
@@ -219,15 +295,4 @@ async fn bind(listen: &str, flag: &'static str) -> Result<(TcpListener, SocketAd
     bound
         .await
         .map_err(|source| LaunchError::Bind { flag, source })
-}
-
-fn loopback(address: SocketAddr) -> ServerConfig {
-    ServerConfig {
-        drain_seconds: 5,
-        ..ServerConfig::with_listen(&address.to_string())
-    }
-}
-
-fn sqlite(data_dir: &Path, program: &str) -> DatabaseConfig {
-    DatabaseConfig::sqlite_file(&data_dir.join(format!("{program}.db")))
 }

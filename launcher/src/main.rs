@@ -2,13 +2,23 @@
 
 use std::path::PathBuf;
 
-use bookstore::{Options, System};
+use anyhow::Context;
+use bookstore::{LocalConfig, Options, System, configuration};
 use clap::Parser;
-use platform::{configuration::LogConfig, shutdown, telemetry};
+use platform::{
+    configuration::LogConfig,
+    reload::{ReloadTiming, follow, watch_config},
+    shutdown, telemetry,
+};
 
 /// Runs account, warehouse, payment and the gateway in one process on loopback.
 #[derive(Debug, Parser)]
 struct Args {
+    /// A TOML file with a section per program ([account], [warehouse], [payment], [gateway]),
+    /// each with that program's own keys; watched and reloaded like a ConfigMap. README.md,
+    /// "Configuring a local run", has an example.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Directory for the SQLite databases and the development signing key.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -24,10 +34,12 @@ struct Args {
     /// The payment service's gRPC address.
     #[arg(long, default_value = "127.0.0.1:8830")]
     payment_listen: String,
-    /// A built web front-end to serve at `/` (for example the Fenix bookstore's `dist/`).
+    /// A built web front-end to serve at `/` instead of the storefront (for example the Fenix
+    /// bookstore's `dist/`).
     #[arg(long)]
     static_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `info,gateway=debug` (RUST_LOG wins when set).
+    /// Log filter, e.g. `info` or `info,gateway=debug` (RUST_LOG wins when set); each program's
+    /// `[<program>.log] level` in the config file is added, scoped to that program.
     #[arg(long, default_value = "info")]
     log_level: String,
 }
@@ -35,12 +47,26 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let log = LogConfig {
-        level: args.log_level,
+    let source = configuration::source(args.config.clone());
+    let config: LocalConfig = source.load().context("cannot load the configuration")?;
+    let log = telemetry::init(&LogConfig {
+        level: config.log_filter(&args.log_level),
         ..LogConfig::default()
-    };
-    telemetry::init(&log);
+    });
     let stop = shutdown::token_cancelled_on_signal();
+    let base_level = args.log_level.clone();
+    let config = watch_config(source, config, ReloadTiming::default(), stop.clone())?;
+    let filter = {
+        let initial = config.borrow().log_filter(&base_level);
+        follow(
+            config.clone(),
+            initial,
+            stop.clone(),
+            move |c: &LocalConfig| Some(c.log_filter(&base_level)),
+        )
+    };
+    log.follow(filter, |filter: &String| filter.as_str());
+
     let options = Options {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -48,12 +74,11 @@ async fn main() -> anyhow::Result<()> {
         warehouse_listen: args.warehouse_listen,
         payment_listen: args.payment_listen,
         static_dir: args.static_dir,
-        log,
     };
-    let system = System::build(options, stop).await?;
+    let system = System::build(options, config, stop).await?;
     let address = system.gateway_address();
     println!(
-        "bookstore is running at http://{address}/ (REST API under /restful, tokens at /oauth/token); Ctrl-C stops it"
+        "bookstore is running at http://{address}/ (the storefront; REST API under /restful, tokens at /oauth/token); Ctrl-C stops it"
     );
     for (program, protocol, address) in system.addresses() {
         println!("  {program:<9} {address:<21} {protocol}");

@@ -282,12 +282,8 @@ impl Program {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // The programs read BOOKSTORE_* variables as configuration; the test's own (such as
-        // BOOKSTORE_TEST_POSTGRES_URL) would be unknown keys there.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("BOOKSTORE_") {
-                command.env_remove(key);
-            }
+        for key in platform::testing::bookstore_variables() {
+            command.env_remove(key);
         }
         let mark = self.log.mark();
         let mut child = command

@@ -28,6 +28,7 @@ use platform::{
     discovery::DnsDiscover,
     grpc_reflection, grpc_server,
     health::{HEALTH_SERVICE, health_service, watch_database},
+    reload::follow,
     serve::{self, BindError, BoundService, ServeError, ServerTask},
     shutdown::CancellationToken,
     tokens::TokenError,
@@ -194,46 +195,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), ServeError> {
         self.service.run_until_stopped().await
     }
-}
-
-/// A channel that starts at `initial` and then carries `pick(update)` for every update of
-/// `source` for which `pick` returns `Some`, until `stop`. Outlives a closed `source`, so its
-/// receivers (DNS discovery, for one) keep running until shutdown.
-fn follow<T, U>(
-    mut source: watch::Receiver<T>,
-    initial: U,
-    stop: CancellationToken,
-    pick: impl Fn(&T) -> Option<U> + Send + 'static,
-) -> watch::Receiver<U>
-where
-    T: Send + Sync + 'static,
-    U: PartialEq + Send + Sync + 'static,
-{
-    source.mark_unchanged();
-    let (sender, receiver) = watch::channel(initial);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                changed = source.changed() => if changed.is_err() {
-                    stop.cancelled().await;
-                    break;
-                },
-            }
-            let Some(next) = pick(&source.borrow_and_update()) else {
-                continue;
-            };
-            sender.send_if_modified(|current| {
-                if *current == next {
-                    false
-                } else {
-                    *current = next;
-                    true
-                }
-            });
-        }
-    });
-    receiver
 }
 
 /// Only configuration updates that pass [`Settings::problems`] reach the service; a bad edit

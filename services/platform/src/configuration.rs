@@ -33,9 +33,12 @@ pub enum ConfigError {
 pub struct ConfigSource {
     /// The TOML file, if any. Without one, defaults and environment variables apply.
     pub file: Option<PathBuf>,
-    /// Whether `BOOKSTORE_*` environment variables are applied (off in tests and in the
-    /// launcher, where four programs share one process environment).
+    /// Whether `BOOKSTORE_*` environment variables are applied (off in tests).
     pub use_env: bool,
+    /// When set, only variables under these top-level sections apply (`BOOKSTORE_PAYMENT__…`
+    /// for `payment`): the launcher's file has a section per program, and other `BOOKSTORE_*`
+    /// variables in the same shell are not its keys.
+    pub env_sections: Option<&'static [&'static str]>,
 }
 
 impl ConfigSource {
@@ -44,6 +47,7 @@ impl ConfigSource {
         Self {
             file,
             use_env: true,
+            env_sections: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl ConfigSource {
         Self {
             file: Some(file.into()),
             use_env: false,
+            env_sections: None,
         }
     }
 
@@ -72,7 +77,14 @@ impl ConfigSource {
             figment = figment.merge(Toml::file_exact(path));
         }
         if self.use_env {
-            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+            let sections = self.env_sections;
+            let env = Env::prefixed(ENV_PREFIX).filter(move |key| {
+                sections.is_none_or(|sections| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    sections.iter().any(|s| key.starts_with(&format!("{s}__")))
+                })
+            });
+            figment = figment.merge(env.split("__"));
         }
         figment
             .extract()

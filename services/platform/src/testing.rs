@@ -160,6 +160,16 @@ impl Default for TestKeys {
     }
 }
 
+/// This process's `BOOKSTORE_*` environment variables, for a test to remove from a program it
+/// starts: the programs read such variables as configuration keys, and the test's own
+/// (such as `BOOKSTORE_TEST_POSTGRES_URL`) would be unknown keys there.
+pub fn bookstore_variables() -> impl Iterator<Item = std::ffi::OsString> {
+    std::env::vars_os().map(|(key, _)| key).filter(|key| {
+        key.to_string_lossy()
+            .starts_with(crate::configuration::ENV_PREFIX)
+    })
+}
+
 /// A program binary started as a child process, for tests of signals and real start-up.
 pub struct ChildProgram {
     pub child: std::process::Child,
@@ -172,13 +182,18 @@ impl ChildProgram {
     /// carries `address=<ip:port>`.
     pub fn start(binary: &str, config: &std::path::Path) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit());
+        for key in bookstore_variables() {
+            command.env_remove(key);
+        }
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
