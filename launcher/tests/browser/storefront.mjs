@@ -140,8 +140,16 @@ try {
     await page.locator('.card img').last().scrollIntoViewIfNeeded();
     await imagesLoaded('.card img');
     firstPage.counting = false;
+    // Images have their size before they load: nothing moves when they arrive.
+    const shift = await page.evaluate(() => new Promise((resolve) => {
+      new PerformanceObserver((list) => {
+        resolve(list.getEntries().filter((e) => !e.hadRecentInput).reduce((sum, e) => sum + e.value, 0));
+      }).observe({ type: 'layout-shift', buffered: true });
+      setTimeout(() => resolve(0), 500);
+    }));
+    if (shift > 0.01) fail(`the page shifted while loading (cumulative layout shift ${shift.toFixed(3)})`);
     const bytes = (await Promise.all(firstPage.bodies)).reduce((sum, n) => sum + n, 0);
-    console.log(`  first visit: ${firstPage.requests} requests, ${(bytes / 1024).toFixed(1)} KiB of bodies (uncompressed)`);
+    console.log(`  first visit: ${firstPage.requests} requests, ${(bytes / 1024).toFixed(1)} KiB of bodies (uncompressed), layout shift ${shift.toFixed(3)}`);
     if (process.env.SCREENSHOT) {
       await page.setViewportSize({ width: 820, height: 560 });
       await page.evaluate(() => window.scrollTo(0, 0));
