@@ -30,7 +30,8 @@ COPY gateway/Cargo.toml gateway/
 COPY launcher/Cargo.toml launcher/
 COPY bench/Cargo.toml bench/
 COPY reliability/Cargo.toml reliability/
-RUN for member in idl services/platform services/account services/warehouse services/payment gateway launcher bench reliability; do \
+COPY examples/Cargo.toml examples/
+RUN for member in idl services/platform services/account services/warehouse services/payment gateway launcher bench reliability examples; do \
         mkdir -p "$member/src" && touch "$member/src/lib.rs"; \
     done \
  && cargo fetch --locked --target "$(rustc --print host-tuple)"

@@ -7,7 +7,8 @@
 //! deleted, a phone-width page worked by keyboard alone, a payment left to expire (TIMEOUT) once
 //! the payment window was shortened in the launcher's `--config` file (live), and, through a
 //! second gateway whose warehouse is down, the catalogue's 503 shown as such while logging in
-//! still works. Any console error or unexpected 4xx/5xx answer fails it.
+//! still works. Access tokens live 64 s here, so the storefront's refresh (a minute before
+//! expiry) runs all along, and a step checks that it replaced the token. Any console error or unexpected 4xx/5xx answer fails it.
 //!
 //! Needs Node.js 20+, `npm ci` in `launcher/tests/browser` and Chromium (`CHROMIUM`, default
 //! `/usr/bin/chromium`): `.ci/run` installs them. Missing, the test fails and says so; it never
@@ -23,6 +24,9 @@ use std::{
 };
 
 use common::launcher::{Launcher, http, wait_until_ready};
+
+/// The part of the test's configuration file that stays (`storefront.mjs` rewrites the rest).
+const TOKENS: &str = "[gateway.oauth]\naccess_token_seconds = 64\n";
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -131,7 +135,13 @@ fn a_shopper_and_an_administrator_use_the_storefront_in_a_browser() {
     // watches the directory.
     let config_dir = tempfile::tempdir().expect("tempdir");
     let config = config_dir.path().join("bookstore.toml");
-    std::fs::write(&config, "[payment.payment]\npayment_window_ms = 120000\n").expect("config");
+    // Access tokens that live 64 s: the storefront refreshes them a minute before they expire,
+    // so every few seconds during the run.
+    std::fs::write(
+        &config,
+        format!("{TOKENS}[payment.payment]\npayment_window_ms = 120000\n"),
+    )
+    .expect("config");
     let launcher = Launcher::start_with(data.path(), &["--config".as_ref(), config.as_os_str()]);
     wait_until_ready(launcher.address);
     let degraded = DegradedGateway::start(&launcher, data.path(), config_dir.path());
@@ -143,6 +153,7 @@ fn a_shopper_and_an_administrator_use_the_storefront_in_a_browser() {
         .env("BOOKSTORE_URL", format!("http://{}", launcher.address))
         .env("DEGRADED_URL", format!("http://{}", degraded.address))
         .env("CONFIG_FILE", &config)
+        .env("CONFIG_KEPT", TOKENS)
         .env("CHROMIUM", &chromium);
     // STOREFRONT_SCREENSHOT=$PWD/docs/storefront.png refreshes the README's picture.
     if let Ok(path) = std::env::var("STOREFRONT_SCREENSHOT") {

@@ -2,8 +2,8 @@
 // the running bookstore at BOOKSTORE_URL. Any console error, uncaught exception or unexpected
 // 4xx/5xx answer fails the run. Writes a screenshot of the shop to SCREENSHOT when set.
 // With CONFIG_FILE (the launcher's --config file), a payment is left to expire after the
-// payment window was shortened there, live. With DEGRADED_URL (a gateway whose warehouse is
-// down), the catalogue's 503 is shown as such.
+// payment window was shortened there, live (CONFIG_KEPT: the file's other lines, kept). With
+// DEGRADED_URL (a gateway whose warehouse is down), the catalogue's 503 is shown as such.
 //
 //   BOOKSTORE_URL=http://127.0.0.1:8080 CHROMIUM=/usr/bin/chromium node storefront.mjs
 
@@ -211,6 +211,18 @@ try {
     await page.locator('#pay-state').getByText('Cancelled').waitFor();
   });
 
+  await step('the access token is refreshed before it expires', async () => {
+    const tokenNow = () => page.evaluate(() => JSON.parse(localStorage.getItem('bookstore.session')).accessToken);
+    const first = await tokenNow();
+    await page.waitForFunction(
+      (before) => JSON.parse(localStorage.getItem('bookstore.session')).accessToken !== before,
+      first,
+      { timeout: 20_000 },
+    );
+    await visit('#/profile');
+    await page.getByRole('heading', { name: 'Your profile' }).waitFor();
+  });
+
   await step('the profile can be changed', async () => {
     await visit('#/profile');
     await page.getByLabel('Address', { exact: true }).fill('2 Loopback Road');
@@ -298,7 +310,7 @@ try {
     await step('a payment left to expire ends as TIMEOUT (the window shortened in the config file, live)', async () => {
       await page.setViewportSize({ width: 1280, height: 900 });
       const file = process.env.CONFIG_FILE;
-      writeFileSync(`${file}.new`, '[payment.payment]\npayment_window_ms = 4000\n');
+      writeFileSync(`${file}.new`, `${process.env.CONFIG_KEPT || ''}[payment.payment]\npayment_window_ms = 4000\n`);
       renameSync(`${file}.new`, file);
       // The launcher re-reads the file within a second; until then a settlement gets the old
       // window, and is cancelled.
