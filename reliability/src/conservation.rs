@@ -217,7 +217,7 @@ impl Snapshot {
         Ok(Self {
             warehouse,
             payment,
-            taken_at_ms: now_ms(),
+            taken_at_ms: platform::clock::now_ms(),
         })
     }
 
@@ -651,12 +651,6 @@ async fn read_payment(url: &str) -> Result<PaymentBooks, AuditError> {
     }
     tx.commit().await.map_err(read)?;
     Ok(books)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

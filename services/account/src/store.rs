@@ -6,10 +6,7 @@
 //! [`Store::find_credentials`], for verification, which always reads the database; profile reads
 //! are answered from memory for up to `database.read_cache_ms` (`platform::read_cache`).
 
-use std::{
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::sync::Arc;
 
 use platform::{database::Database, read_cache::ReadCache};
 use sqlx::{Any, AnyConnection, Row, any::AnyRow, error::ErrorKind};
@@ -213,7 +210,7 @@ impl Store {
                     .bind(profile.email.as_ref().map(|e| e.as_str()))
                     .bind(profile.location.as_deref())
                     .bind(new_hash.as_ref().map(PasswordHash::as_stored))
-                    .bind(now_millis())
+                    .bind(platform::clock::now_ms())
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -238,7 +235,7 @@ async fn insert_in(
     roles: &[Role],
 ) -> Result<Account, StoreError> {
     let profile = &account.profile;
-    let now = now_millis();
+    let now = platform::clock::now_ms();
     let sql = format!(
         "INSERT INTO accounts (username, name, avatar, telephone, email, location, \
          password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
@@ -340,10 +337,4 @@ fn account_from_row(row: &AnyRow, roles: Vec<Role>) -> Result<Account, StoreErro
         location: row.try_get("location")?,
         roles,
     })
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

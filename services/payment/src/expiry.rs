@@ -8,11 +8,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use platform::shutdown::CancellationToken;
+use platform::{clock::now_ms, shutdown::CancellationToken};
 use tokio::sync::watch;
 
 use crate::{
-    clock::now_ms,
     configuration::Settings,
     outbox::Relay,
     store::{Store, StoreError},

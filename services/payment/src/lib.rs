@@ -10,7 +10,6 @@
 //! Background tasks (outbox relay, expiry sweeper, DNS discovery, config follower) are started
 //! by [`Application::build`] and stop when the stop token is cancelled.
 
-mod clock;
 pub mod configuration;
 pub mod domain;
 mod expiry;

@@ -10,11 +10,10 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use platform::shutdown::CancellationToken;
+use platform::{clock::now_ms, shutdown::CancellationToken};
 use tokio::sync::Notify;
 
 use crate::{
-    clock::now_ms,
     configuration::OutboxConfig,
     store::{OutboxAction, OutboxEntry, Store, StoreError},
     warehouse::{WarehouseClient, WarehouseError},

@@ -11,10 +11,10 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use futures::{StreamExt, TryStreamExt};
+use platform::clock::now_ms;
 use tokio::sync::watch;
 
 use crate::{
-    clock::now_ms,
     configuration::Settings,
     domain::{
         IdempotencyKey, Operation, PayState, Payment, Replay, Settlement, TotalError,

@@ -7,6 +7,7 @@
 //! ([`thrift_server`], [`thrift_wire`]).
 
 pub mod allocator;
+pub mod clock;
 pub mod configuration;
 pub mod connection_watch;
 pub mod database;

@@ -293,7 +293,7 @@ impl Store {
             .write(move |mut tx| async move {
                 let payment_id = &request.payment_id;
                 let lines = request.items.lines();
-                let now = now_millis();
+                let now = platform::clock::now_ms();
                 // Claiming the payment id first serialises repeats of the same reservation: on
                 // PostgreSQL a concurrent repeat waits here for this transaction to end.
                 let claimed = sqlx::query(
@@ -393,7 +393,7 @@ impl Store {
                      WHERE payment_id = $3 AND state = $4",
                 )
                 .bind(target.as_str())
-                .bind(now_millis())
+                .bind(platform::clock::now_ms())
                 .bind(payment_id.as_str())
                 .bind(ReservationState::Reserved.as_str())
                 .execute(&mut *tx)
@@ -468,7 +468,7 @@ impl Store {
                      ON CONFLICT (key) DO NOTHING",
             )
             .bind(DEMO_SEEDED_KEY)
-            .bind(now_millis().to_string())
+            .bind(platform::clock::now_ms().to_string())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -578,7 +578,7 @@ async fn record_receipt(
     .bind(product_id.get())
     .bind(delta)
     .bind(amount_after)
-    .bind(now_millis())
+    .bind(platform::clock::now_ms())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -783,11 +783,4 @@ fn advertisement_row(row: &AnyRow) -> Result<Advertisement, sqlx::Error> {
         image: row.try_get("image")?,
         product_id: ProductId::from_stored(row.try_get("product_id")?),
     })
-}
-
-/// Milliseconds since the Unix epoch, for the ledger's timestamps.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
