@@ -58,15 +58,16 @@ async fn a_pay_while_the_warehouse_is_down_commits_once_it_is_back(backend: Back
     let address = world.start_warehouse().await;
     service.point_at_warehouse(address);
     world.wait_for_stock(book, (4, 0)).await;
-    assert_eq!(
-        world
-            .outbox_count(&format!(
-                "pay_id = '{}' AND action = 'COMMIT' AND status = 'DONE'",
-                payment.pay_id
-            ))
-            .await,
-        1
+    // The warehouse has committed; the payment service records the call as done once its
+    // answer is back, a moment later.
+    let done = format!(
+        "pay_id = '{}' AND action = 'COMMIT' AND status = 'DONE'",
+        payment.pay_id
     );
+    eventually("the commit to be recorded as done", || async {
+        (world.outbox_count(&done).await == 1).then_some(())
+    })
+    .await;
     world.assert_conserved(&service, OPENING_BALANCE).await;
     service.stop().await;
 }
@@ -173,12 +174,14 @@ async fn a_reservation_whose_answer_is_lost_is_released(backend: Backend) {
 
     // No payment exists for it, so the guard releases it once it is due.
     world.wait_for_stock(book, (3, 0)).await;
-    assert_eq!(
-        world
+    eventually("the release to be recorded as done", || async {
+        (world
             .outbox_count("action = 'RELEASE' AND status = 'DONE'")
-            .await,
-        1
-    );
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
     world.assert_conserved(&service, OPENING_BALANCE).await;
     service.stop().await;
     proxy.stop.cancel();
