@@ -35,9 +35,9 @@ impl Databases {
         })
     }
 
-    /// Audits stock and money once the run is over: every purchase the run made is PAYED, and
-    /// the payment windows of any settlement a stopped request left behind have to close before
-    /// the books are final, so this waits up to `deadline` for that.
+    /// Audits stock and money once the run is over, while the programs still run: re-reads until
+    /// nothing is violated and no owed warehouse call is still in flight, for up to `deadline`
+    /// (payments still WAITING are allowed; their stock is legitimately held).
     pub async fn audit(&self, deadline: Duration) -> String {
         let sources = conservation::Sources {
             warehouse_db: self.warehouse.url.clone(),
