@@ -84,6 +84,8 @@ impl Default for GatewayConfig {
 }
 
 impl ProgramConfig for GatewayConfig {
+    const PROGRAM: &'static str = "gateway";
+
     fn log(&self) -> &LogConfig {
         &self.log
     }

@@ -43,6 +43,14 @@ impl Service {
             Self::Payment => "payment",
         }
     }
+
+    /// The RPC system it speaks (OpenTelemetry's `rpc.system`).
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Self::Account => "thrift",
+            Self::Warehouse | Self::Payment => "grpc",
+        }
+    }
 }
 
 impl fmt::Display for Service {

@@ -7,5 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let started = platform::program::start::<GatewayConfig>()?;
     let application = Application::build(started.config, started.stop).await?;
     application.run_until_stopped().await;
+    started.telemetry.shutdown().await;
     Ok(())
 }

@@ -20,6 +20,7 @@ use axum::{
     response::Response,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use platform::trace_context;
 use tracing::Instrument;
 
 use crate::errors::{BackendError, Service};
@@ -91,9 +92,6 @@ pub fn new_request_id() -> String {
 /// request metrics.
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let headers = request.headers();
-    let id = RequestId::from_headers(headers.get(&REQUEST_ID_HEADER), headers.get("traceparent"));
-    request.extensions_mut().insert(id.clone());
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -102,10 +100,27 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .to_owned();
     let span = tracing::info_span!(
         "request",
-        request_id = %id.0,
+        request_id = tracing::field::Empty,
         method = %method,
         path = %request.uri().path(),
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
+    let headers = request.headers();
+    // With traces exported, the request's id is its trace id (the caller's, when it sent a
+    // `traceparent`), so a log line leads to its trace.
+    if trace_context::exporting() {
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("otel.kind", "server");
+    }
+    let id = match trace_context::join_trace(&span, headers) {
+        Some(trace_id) => RequestId(trace_id),
+        None => {
+            RequestId::from_headers(headers.get(&REQUEST_ID_HEADER), headers.get("traceparent"))
+        }
+    };
+    span.record("request_id", id.0.as_str());
+    request.extensions_mut().insert(id.clone());
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();

@@ -49,10 +49,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let source = configuration::source(args.config.clone());
     let config: LocalConfig = source.load().context("cannot load the configuration")?;
-    let log = telemetry::init(&LogConfig {
-        level: config.log_filter(&args.log_level),
-        ..LogConfig::default()
-    });
+    let telemetry = telemetry::init(
+        &LogConfig {
+            level: config.log_filter(&args.log_level),
+            ..LogConfig::default()
+        },
+        "bookstore",
+    );
     let stop = shutdown::token_cancelled_on_signal();
     let base_level = args.log_level.clone();
     let config = watch_config(source, config, ReloadTiming::default(), stop.clone())?;
@@ -65,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
             move |c: &LocalConfig| Some(c.log_filter(&base_level)),
         )
     };
-    log.follow(filter, |filter: &String| filter.as_str());
+    telemetry
+        .log
+        .clone()
+        .follow(filter, |filter: &String| filter.as_str());
 
     let options = Options {
         data_dir: args.data_dir,
@@ -83,7 +89,9 @@ async fn main() -> anyhow::Result<()> {
     for (program, protocol, address) in system.addresses() {
         println!("  {program:<9} {address:<21} {protocol}");
     }
-    if system.run_until_stopped().await {
+    let stopped_cleanly = system.run_until_stopped().await;
+    telemetry.shutdown().await;
+    if stopped_cleanly {
         Ok(())
     } else {
         anyhow::bail!("some programs did not stop cleanly")

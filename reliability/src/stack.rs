@@ -56,6 +56,8 @@ pub struct StackOptions {
     pub static_files: bool,
     pub adjust_gateway: fn(&mut GatewayConfig),
     pub adjust_payment: fn(&mut payment::configuration::Settings),
+    /// Every program's `[log] otlp_endpoint` (empty: no traces exported).
+    pub otlp_endpoint: String,
 }
 
 impl Default for StackOptions {
@@ -69,6 +71,7 @@ impl Default for StackOptions {
             static_files: false,
             adjust_gateway: |_| {},
             adjust_payment: |_| {},
+            otlp_endpoint: String::new(),
         }
     }
 }
@@ -255,6 +258,7 @@ impl Stack {
     fn log(&self) -> LogConfig {
         LogConfig {
             level: "info".into(),
+            otlp_endpoint: self.options.otlp_endpoint.clone(),
             ..LogConfig::default()
         }
     }

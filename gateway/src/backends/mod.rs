@@ -25,8 +25,11 @@ use std::{
 
 use metainfo::{METAINFO, MetaInfo};
 
-use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata, shutdown::CancellationToken};
+use platform::{
+    discovery::DnsDiscover, rpc_metadata::CallMetadata, shutdown::CancellationToken, trace_context,
+};
 use tokio::{sync::watch, time::Instant};
+use tracing::Instrument;
 
 pub use account::{AccountBackend, NewAccount, ProfileUpdate};
 pub use grpc::GrpcBackend;
@@ -205,7 +208,11 @@ impl Link {
             ))
         } else {
             let deadline = self.rpc_timeout().min(left);
-            match tokio::time::timeout(deadline, attempt(deadline)).await {
+            // The attempt builds its request (with the trace context) inside the client span.
+            let span =
+                trace_context::client_span(self.service.protocol(), self.service.name(), method);
+            let attempt = span.in_scope(|| attempt(deadline)).instrument(span);
+            match tokio::time::timeout(deadline, attempt).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(BackendError::deadline(self.service)),
             }

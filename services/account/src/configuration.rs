@@ -41,6 +41,8 @@ impl Default for Settings {
 }
 
 impl ProgramConfig for Settings {
+    const PROGRAM: &'static str = "account";
+
     fn log(&self) -> &LogConfig {
         &self.log
     }

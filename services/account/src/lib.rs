@@ -26,6 +26,7 @@ use platform::{
     shutdown::CancellationToken,
     thrift_server::LimitedCodec,
     tokens::TokenError,
+    trace_context::ThriftServerSpans,
 };
 use rpc_idl::account::AccountServiceServer;
 use tokio::net::TcpListener;
@@ -95,7 +96,9 @@ impl Application {
         let rpc = AccountRpc::new(accounts, verifier, Arc::clone(&serving));
         // Volo's default codec (it also accepts Apache framed/buffered binary/compact clients),
         // behind the limits of `platform::thrift_server`.
-        let server = AccountServiceServer::new(rpc).make_codec(LimitedCodec::new(&settings.server));
+        let server = AccountServiceServer::new(rpc)
+            .make_codec(LimitedCodec::new(&settings.server))
+            .layer_front(ThriftServerSpans::except(&["Ping"]));
         let server = ServerTask::new(
             "account",
             listener,

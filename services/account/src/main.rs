@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = started.config.borrow().clone();
     let application = Application::build(settings, started.stop).await?;
     application.run_until_stopped().await?;
+    started.telemetry.shutdown().await;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ impl Default for Settings {
 }
 
 impl ProgramConfig for Settings {
+    const PROGRAM: &'static str = "payment";
+
     fn log(&self) -> &LogConfig {
         &self.log
     }

@@ -9,5 +9,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = platform::serve::bind(&listen).await?;
     let application = Application::build_live(started.config, listener, None, started.stop).await?;
     application.run_until_stopped().await?;
+    started.telemetry.shutdown().await;
     Ok(())
 }

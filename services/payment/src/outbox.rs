@@ -10,8 +10,9 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use platform::{clock::now_ms, shutdown::CancellationToken};
+use platform::{clock::now_ms, shutdown::CancellationToken, trace_context};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::{
     configuration::OutboxConfig,
@@ -74,9 +75,15 @@ impl Relay {
             return Ok(Delivery::NotClaimed);
         }
         let request_id = format!("outbox-{}", call.id);
+        // In the trace of the request that owed the call, or linked to it when delivered later.
+        let cause = call
+            .traceparent
+            .as_deref()
+            .and_then(trace_context::from_traceparent);
         let result = self
             .warehouse
             .finish(call.action, &call.pay_id, Some(&request_id))
+            .instrument(trace_context::follow_up_span("outbox delivery", cause))
             .await;
         let delivery = classify(call.action, result);
         let (status, error) = match &delivery {

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use platform::database::Database;
+use platform::{database::Database, trace_context};
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::domain::{
@@ -62,6 +62,8 @@ pub struct OutboxEntry {
     pub action: OutboxAction,
     /// Delivery attempts claimed so far; a claim is conditional on this value.
     pub attempts: i64,
+    /// The W3C trace context of the request that owed the call, when traces were exported.
+    pub traceparent: Option<String>,
 }
 
 /// What a new payment is made of.
@@ -145,10 +147,10 @@ impl Store {
         let pay_id = pay_id.to_owned();
         self.database
             .write(move |mut tx| async move {
-                let id =
+                let guard =
                     insert_outbox(&mut tx, &pay_id, OutboxAction::Release, due_ms, now_ms).await?;
                 tx.commit().await?;
-                Ok(id)
+                Ok(guard.id)
             })
             .await
     }
@@ -320,7 +322,7 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(ChangeOutcome::InsufficientBalance);
                 }
-                let call_id = insert_outbox(&mut tx, &pay_id, action, now_ms, now_ms).await?;
+                let call = insert_outbox(&mut tx, &pay_id, action, now_ms, now_ms).await?;
                 if let Some(keyed) = &keyed
                     && !remember(&mut tx, account_id, keyed, &payment, now_ms).await?
                 {
@@ -336,15 +338,7 @@ impl Store {
                     };
                 }
                 tx.commit().await?;
-                Ok(ChangeOutcome::Changed {
-                    payment,
-                    call: OutboxEntry {
-                        id: call_id,
-                        pay_id,
-                        action,
-                        attempts: 0,
-                    },
-                })
+                Ok(ChangeOutcome::Changed { payment, call })
             })
             .await
     }
@@ -402,7 +396,7 @@ impl Store {
     /// Pending calls due at `now_ms`, oldest first.
     pub async fn due_calls(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, pay_id, action, attempts FROM warehouse_outbox \
+            "SELECT id, pay_id, action, attempts, traceparent FROM warehouse_outbox \
              WHERE status = 'PENDING' AND next_attempt_ms <= $1 ORDER BY id LIMIT $2",
         )
         .bind(now_ms)
@@ -498,24 +492,35 @@ fn corrupt(table: &'static str, message: String) -> StoreError {
     StoreError::Corrupt { table, message }
 }
 
+/// Records an owed call, with the trace context of the request that owes it (so that its
+/// delivery, perhaps in another process after a restart, links back to that request).
 async fn insert_outbox(
     conn: &mut AnyConnection,
     pay_id: &str,
     action: OutboxAction,
     due_ms: i64,
     now_ms: i64,
-) -> Result<i64, StoreError> {
+) -> Result<OutboxEntry, StoreError> {
+    let traceparent = trace_context::current_traceparent();
     let row = sqlx::query(
         "INSERT INTO warehouse_outbox (pay_id, action, status, attempts, next_attempt_ms, \
-         created_ms, updated_ms) VALUES ($1, $2, 'PENDING', 0, $3, $4, $4) RETURNING id",
+         created_ms, updated_ms, traceparent) VALUES ($1, $2, 'PENDING', 0, $3, $4, $4, $5) \
+         RETURNING id",
     )
     .bind(pay_id)
     .bind(action.as_str())
     .bind(due_ms)
     .bind(now_ms)
+    .bind(traceparent.as_deref())
     .fetch_one(conn)
     .await?;
-    Ok(row.try_get("id")?)
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        pay_id: pay_id.to_owned(),
+        action,
+        attempts: 0,
+        traceparent,
+    })
 }
 
 fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
@@ -524,6 +529,7 @@ fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
         pay_id: row.try_get("pay_id")?,
         action: OutboxAction::parse(row.try_get::<String, _>("action")?.as_str())?,
         attempts: row.try_get("attempts")?,
+        traceparent: row.try_get("traceparent")?,
     })
 }
 
@@ -544,13 +550,8 @@ async fn time_out_in(
     if changed.rows_affected() != 1 {
         return Ok(None);
     }
-    let id = insert_outbox(tx, pay_id, OutboxAction::Release, now_ms, now_ms).await?;
-    Ok(Some(OutboxEntry {
-        id,
-        pay_id: pay_id.to_owned(),
-        action: OutboxAction::Release,
-        attempts: 0,
-    }))
+    let call = insert_outbox(tx, pay_id, OutboxAction::Release, now_ms, now_ms).await?;
+    Ok(Some(call))
 }
 
 async fn ensure_wallet(

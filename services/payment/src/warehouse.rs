@@ -11,11 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata};
+use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata, trace_context};
 use rpc_idl::warehouse::{
     GetProductRequest, Reservation, ReservationItem, ReservationRequest, ReservationState,
     ReserveStockRequest, WarehouseServiceClient, WarehouseServiceClientBuilder,
 };
+use tracing::Instrument;
 use volo::loadbalance::random::WeightedRandomBalance;
 use volo::net::Address;
 use volo_grpc::{Code, Status, client::ClientBuilder};
@@ -133,9 +134,12 @@ impl WarehouseClient {
     ) -> Result<i64, WarehouseError> {
         let request = GetProductRequest { id: product_id };
         let product = self
-            .call_repeatable(request_id, request, async |client, request| {
-                client.get_product(request).await
-            })
+            .call_repeatable(
+                "GetProduct",
+                request_id,
+                request,
+                async |client, request| client.get_product(request).await,
+            )
             .await?;
         Ok(product.price_cents)
     }
@@ -158,9 +162,12 @@ impl WarehouseClient {
         };
         // The warehouse keys reservations by payment id: asking twice reserves once.
         let reservation = self
-            .call_repeatable(request_id, request, async |client, request| {
-                client.reserve_stock(request).await
-            })
+            .call_repeatable(
+                "ReserveStock",
+                request_id,
+                request,
+                async |client, request| client.reserve_stock(request).await,
+            )
             .await?;
         require_reserved(&reservation)?;
         Ok(reservation
@@ -181,7 +188,12 @@ impl WarehouseClient {
         let request = ReservationRequest {
             payment_id: pay_id.to_owned().into(),
         };
+        let method = match action {
+            OutboxAction::Commit => "CommitReservation",
+            OutboxAction::Release => "ReleaseReservation",
+        };
         self.call(
+            method,
             request_id,
             request,
             &self.client,
@@ -203,6 +215,7 @@ impl WarehouseClient {
     /// deadlines for the reserve call.
     async fn call_repeatable<Request, Answer>(
         &self,
+        method: &'static str,
         request_id: Option<&str>,
         request: Request,
         rpc: impl AsyncFn(
@@ -215,7 +228,7 @@ impl WarehouseClient {
     {
         let started = Instant::now();
         let mut outcome = self
-            .call(request_id, request.clone(), &self.client, &rpc)
+            .call(method, request_id, request.clone(), &self.client, &rpc)
             .await;
         for address in self.discover.addresses() {
             if !matches!(outcome, Err(WarehouseError::Unavailable(_)))
@@ -225,7 +238,9 @@ impl WarehouseClient {
             }
             tracing::debug!(%address, "warehouse unavailable; asking another replica");
             let pinned = self.client_of(address);
-            outcome = self.call(request_id, request.clone(), &pinned, &rpc).await;
+            outcome = self
+                .call(method, request_id, request.clone(), &pinned, &rpc)
+                .await;
         }
         outcome
     }
@@ -241,11 +256,13 @@ impl WarehouseClient {
         .build()
     }
 
-    /// Makes one call with the service's token and `request_id` in its metadata. A status
-    /// becomes a [`WarehouseError`]; one that refuses our identity also drops the cached token,
-    /// so that the next call fetches a fresh one.
+    /// Makes one call with the service's token, `request_id` and the trace context in its
+    /// metadata, in a client span of its own. A status becomes a [`WarehouseError`]; one that
+    /// refuses our identity also drops the cached token, so that the next call fetches a fresh
+    /// one.
     async fn call<Request, Answer>(
         &self,
+        method: &'static str,
         request_id: Option<&str>,
         request: Request,
         client: &WarehouseServiceClient,
@@ -254,21 +271,26 @@ impl WarehouseClient {
             volo_grpc::Request<Request>,
         ) -> Result<volo_grpc::Response<Answer>, Status>,
     ) -> Result<Answer, WarehouseError> {
-        let token = self.tokens.token().await?;
-        let meta = CallMetadata {
-            token: Some(token.clone()),
-            request_id: request_id.map(str::to_owned),
-        };
-        rpc(client, meta.grpc_request(request))
-            .await
-            .map(volo_grpc::Response::into_inner)
-            .map_err(|status| {
-                let error = WarehouseError::from_status(&status);
-                if matches!(error, WarehouseError::Identity(_)) {
-                    self.tokens.invalidate(&token);
-                }
-                error
-            })
+        let span = trace_context::client_span("grpc", "warehouse.WarehouseService", method);
+        async {
+            let token = self.tokens.token().await?;
+            let meta = CallMetadata {
+                token: Some(token.clone()),
+                request_id: request_id.map(str::to_owned),
+            };
+            rpc(client, meta.grpc_request(request))
+                .await
+                .map(volo_grpc::Response::into_inner)
+                .map_err(|status| {
+                    let error = WarehouseError::from_status(&status);
+                    if matches!(error, WarehouseError::Identity(_)) {
+                        self.tokens.invalidate(&token);
+                    }
+                    error
+                })
+        }
+        .instrument(span)
+        .await
     }
 }
 

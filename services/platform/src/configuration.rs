@@ -119,6 +119,19 @@ pub struct LogConfig {
     pub level: String,
     /// `human` (coloured lines for a terminal) or `json` (one object per line, for Kubernetes).
     pub format: LogFormat,
+    /// Where to send traces over OTLP/HTTP (protobuf), e.g. `http://otel-collector:4318`
+    /// (`/v1/traces` is added); empty sends none. `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used as it is) wins when set.
+    pub otlp_endpoint: String,
+    /// The `service.name` of this program's spans; empty means the program's own name.
+    /// `OTEL_SERVICE_NAME` wins when set.
+    pub service_name: String,
+    /// Which traces to record: `always_on`, `always_off`, `traceidratio`,
+    /// `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`.
+    /// `OTEL_TRACES_SAMPLER` wins when set.
+    pub trace_sampler: String,
+    /// The ratio for the `*traceidratio` samplers, 0 to 1. `OTEL_TRACES_SAMPLER_ARG` wins.
+    pub trace_sampler_arg: String,
 }
 
 impl Default for LogConfig {
@@ -126,6 +139,10 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Human,
+            otlp_endpoint: String::new(),
+            service_name: String::new(),
+            trace_sampler: "parentbased_always_on".into(),
+            trace_sampler_arg: "1.0".into(),
         }
     }
 }
@@ -213,5 +230,8 @@ impl AuthConfig {
 
 /// What every program's top-level config exposes to the shared start-up code.
 pub trait ProgramConfig: DeserializeOwned + PartialEq + Clone + Send + Sync + 'static {
+    /// The program's name: its binary, its logs' target and its spans' default `service.name`.
+    const PROGRAM: &'static str;
+
     fn log(&self) -> &LogConfig;
 }

@@ -29,6 +29,7 @@ use sqlx::{
     migrate::Migrator,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use tracing::Instrument;
 
 use crate::read_cache::ReadCache;
 
@@ -207,10 +208,14 @@ impl Database {
         E: From<sqlx::Error> + Send + 'static,
     {
         let database = self.clone();
-        let task = tokio::spawn(async move {
-            let transaction = database.begin_write().await?;
-            work(transaction).await
-        });
+        // In the caller's span: the transaction's log lines and trace context are the request's.
+        let task = tokio::spawn(
+            async move {
+                let transaction = database.begin_write().await?;
+                work(transaction).await
+            }
+            .instrument(tracing::Span::current()),
+        );
         match task.await {
             Ok(outcome) => outcome,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),

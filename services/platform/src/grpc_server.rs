@@ -25,6 +25,7 @@ use hyper_util::{
     server::conn::auto,
 };
 use tokio::sync::watch;
+use tracing::Instrument;
 use volo::Service;
 use volo_grpc::{
     Request, Response, Status,
@@ -40,7 +41,22 @@ use crate::{
     connection_watch::{Connections, Silence},
     grpc_message_limit::LimitedBody,
     serve::StoppableIncoming,
+    trace_context,
 };
+
+/// The span of one call, a child of the caller's when it sent its trace context. Health checks
+/// and reflection are not traced: probes would fill the collector with one-span traces.
+fn call_span<B>(request: &hyper::Request<B>) -> tracing::Span {
+    let method = request.uri().path();
+    if method.starts_with("/grpc.") {
+        return tracing::Span::none();
+    }
+    trace_context::server_span(
+        "grpc",
+        method,
+        trace_context::from_headers(request.headers()),
+    )
+}
 
 /// The largest header list a call may send (hyper's own default; volo-grpc sets 16 MiB).
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
@@ -107,12 +123,14 @@ where
                     .headers_mut()
                     .insert(HEADER_TRANS_REMOTE_ADDR, address);
             }
+            let span = call_span(&request);
             let request = request.map(|body| boxed(LimitedBody::new(body, max_message)));
             async move {
                 let response = tower::Service::call(&mut service, request).await;
                 drop(call);
                 Ok::<_, Infallible>(response.unwrap_or_else(Status::to_http))
             }
+            .instrument(span)
         });
         let builder = builder.clone();
         let draining = draining.clone();

@@ -30,3 +30,5 @@ pub mod thrift_wire;
 pub mod token_cache;
 pub mod token_keys;
 pub mod tokens;
+pub mod trace_context;
+pub mod trace_export;

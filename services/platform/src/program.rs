@@ -17,6 +17,8 @@ pub struct Started<C> {
     pub config: watch::Receiver<C>,
     /// Cancelled on SIGTERM or SIGINT.
     pub stop: CancellationToken,
+    /// Logs and traces; [`telemetry::Telemetry::shutdown`] sends the last spans at exit.
+    pub telemetry: telemetry::Telemetry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +33,19 @@ pub enum StartError {
 pub fn start<C: ProgramConfig>() -> Result<Started<C>, StartError> {
     let source = ConfigSource::from_cli(Cli::parse().config);
     let config: C = source.load()?;
-    let log = telemetry::init(config.log());
+    let telemetry = telemetry::init(config.log(), C::PROGRAM);
     if let Some(file) = &source.file {
         tracing::info!(file = %file.display(), "configuration loaded");
     }
     let stop = shutdown::token_cancelled_on_signal();
     let config = watch_config(source, config, ReloadTiming::default(), stop.clone())?;
-    log.follow(config.clone(), |c: &C| c.log().level.as_str());
-    Ok(Started { config, stop })
+    telemetry
+        .log
+        .clone()
+        .follow(config.clone(), |c: &C| c.log().level.as_str());
+    Ok(Started {
+        config,
+        stop,
+        telemetry,
+    })
 }

@@ -1,4 +1,5 @@
-//! Carrying the caller's token and the request id across RPCs.
+//! Carrying the caller's token, the request id and the trace context ([`trace_context`]) across
+//! RPCs.
 //!
 //! gRPC: metadata keys `authorization` (`Bearer <jwt>`) and `x-request-id`.
 //! Thrift: TTHeader metainfo. A Volo client's *transient* values arrive at the server as
@@ -14,7 +15,10 @@ use std::{cell::RefCell, future::Future};
 use metainfo::{Forward, METAINFO, MetaInfo};
 use volo_grpc::metadata::MetadataValue;
 
-use crate::tokens::{Caller, TokenError, TokenVerifier};
+use crate::{
+    tokens::{Caller, TokenError, TokenVerifier},
+    trace_context,
+};
 
 pub const AUTHORIZATION: &str = "authorization";
 pub const REQUEST_ID: &str = "x-request-id";
@@ -116,6 +120,11 @@ impl CallMetadata {
         {
             metadata.insert(REQUEST_ID, value);
         }
+        for (key, value) in trace_context::current() {
+            if let Ok(value) = value.parse::<MetadataValue<_>>() {
+                metadata.insert(key, value);
+            }
+        }
         request
     }
 
@@ -127,6 +136,9 @@ impl CallMetadata {
         }
         if let Some(id) = &self.request_id {
             mi.set_transient(REQUEST_ID, id.clone());
+        }
+        for (key, value) in trace_context::current() {
+            mi.set_transient(key, value);
         }
         METAINFO.scope(RefCell::new(mi), call).await
     }

@@ -1,14 +1,21 @@
 //! Logs and spans with `tracing`: human-readable lines on a terminal, one JSON object per line in
-//! Kubernetes, and a log level that can change at run time (from a hot-reloaded config).
+//! Kubernetes, a log level that can change at run time (from a hot-reloaded config), and spans
+//! exported to an OpenTelemetry collector when one is configured ([`crate::trace_export`]).
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::sync::watch;
 use tracing_subscriber::{
     EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt,
 };
 
-use crate::configuration::{LogConfig, LogFormat};
+use crate::{
+    configuration::{LogConfig, LogFormat},
+    trace_context,
+    trace_export::{self, ExportSettings},
+};
 
 /// Changes the active log filter. Cheap to clone.
 #[derive(Clone)]
@@ -47,13 +54,51 @@ impl LogLevelHandle {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `config.level` at start.
-/// Calling it again (tests, the launcher) leaves the first subscriber in place.
-pub fn init(config: &LogConfig) -> LogLevelHandle {
+/// What [`init`] installed: the log level's handle and, when traces are exported, the tracer
+/// provider, to be flushed at exit with [`Telemetry::shutdown`].
+pub struct Telemetry {
+    pub log: LogLevelHandle,
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still queued (within the export timeout) and stops the export thread.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.traces else {
+            return;
+        };
+        // The provider's shutdown blocks its caller while the last batch goes out.
+        let flushed = tokio::task::spawn_blocking(move || {
+            provider.shutdown_with_timeout(trace_export::EXPORT_TIMEOUT)
+        })
+        .await;
+        if let Ok(Err(error)) = flushed {
+            tracing::warn!(%error, "the last spans could not be exported");
+        }
+    }
+}
+
+/// Installs the global subscriber: logs and, when an OTLP endpoint is configured (see
+/// [`trace_export`]), spans exported as `program`. `RUST_LOG`, when set, wins over
+/// `config.level` at start. Calling it again (tests, the launcher) leaves the first subscriber in
+/// place. Must run inside a Tokio runtime when traces are exported.
+pub fn init(config: &LogConfig, program: &str) -> Telemetry {
     let directive = std::env::var("RUST_LOG").unwrap_or_else(|_| config.level.clone());
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
+    let (traces, trace_problem) = match ExportSettings::resolve(config, program)
+        .and_then(|settings| settings.map(|settings| settings.provider()).transpose())
+    {
+        Ok(provider) => (provider, None),
+        Err(error) => (None, Some(error)),
+    };
+    let spans = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(program.to_owned()))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(spans);
     let installed = match config.format {
         LogFormat::Json => registry
             .with(
@@ -67,8 +112,22 @@ pub fn init(config: &LogConfig) -> LogLevelHandle {
             .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
             .try_init(),
     };
-    if installed.is_err() {
-        tracing::debug!("a global subscriber was already installed");
+    let traces = match installed {
+        Ok(()) => traces,
+        Err(_) => {
+            tracing::debug!("a global subscriber was already installed");
+            None
+        }
+    };
+    if let Some(error) = trace_problem {
+        tracing::warn!(%error, "traces are not exported");
     }
-    LogLevelHandle { filter: handle }
+    if traces.is_some() {
+        trace_context::set_exporting();
+        tracing::info!("exporting traces over OTLP/HTTP");
+    }
+    Telemetry {
+        log: LogLevelHandle { filter: handle },
+        traces,
+    }
 }

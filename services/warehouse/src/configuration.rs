@@ -46,6 +46,8 @@ impl Default for Settings {
 }
 
 impl ProgramConfig for Settings {
+    const PROGRAM: &'static str = "warehouse";
+
     fn log(&self) -> &LogConfig {
         &self.log
     }
