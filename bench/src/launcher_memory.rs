@@ -88,6 +88,7 @@ pub async fn measure(
         .args(["--account-listen", &addresses.account.to_string()])
         .args(["--warehouse-listen", &addresses.warehouse.to_string()])
         .args(["--payment-listen", &addresses.payment.to_string()])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(["--log-level", "warn"])
         .stdin(Stdio::null())
         .stdout(output)

@@ -69,6 +69,7 @@ async fn every_example_works_against_the_launched_system() {
             warehouse_listen: WAREHOUSE.to_owned(),
             payment_listen: PAYMENT.to_owned(),
             static_dir: None,
+            metrics_listen: "127.0.0.1:0".to_owned(),
         },
         config,
         stop.clone(),

@@ -46,7 +46,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use platform::configuration::{LogConfig, ProgramConfig};
+use platform::configuration::{LogConfig, MetricsConfig, ProgramConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::forwarded::TrustedNetwork;
@@ -56,6 +56,7 @@ use crate::forwarded::TrustedNetwork;
 pub struct GatewayConfig {
     pub server: HttpServerConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub oauth: OAuthConfig,
     pub request: RequestConfig,
     pub discovery: DiscoveryConfig,
@@ -71,6 +72,7 @@ impl Default for GatewayConfig {
         Self {
             server: HttpServerConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             oauth: OAuthConfig::default(),
             request: RequestConfig::default(),
             discovery: DiscoveryConfig::default(),
@@ -88,6 +90,10 @@ impl ProgramConfig for GatewayConfig {
 
     fn log(&self) -> &LogConfig {
         &self.log
+    }
+
+    fn metrics(&self) -> &MetricsConfig {
+        &self.metrics
     }
 }
 

@@ -32,7 +32,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any,
 };
-use metrics_exporter_prometheus::PrometheusHandle;
 use platform::{
     serve::{self, BindError},
     shutdown::CancellationToken,
@@ -83,7 +82,6 @@ pub struct SharedState {
     pub tokens: Arc<TokenIssuer>,
     pub clients: Arc<Clients>,
     pub readiness: Readiness,
-    pub metrics: PrometheusHandle,
     pub login_throttle: Arc<LoginThrottle>,
 }
 
@@ -138,7 +136,6 @@ impl Application {
             tokens: oauth.tokens,
             clients: oauth.clients,
             readiness: readiness.clone(),
-            metrics: metrics::handle(),
             login_throttle: Arc::new(LoginThrottle::new(settings.login_throttle.clone())),
         }));
         let router = router(state, &settings);

@@ -4,7 +4,7 @@ use gateway::{Application, configuration::GatewayConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let started = platform::program::start::<GatewayConfig>()?;
+    let started = platform::program::start::<GatewayConfig>().await?;
     let application = Application::build(started.config, started.stop).await?;
     application.run_until_stopped().await;
     started.telemetry.shutdown().await;

@@ -1,17 +1,14 @@
-//! Prometheus metrics, and the middleware that gives every request an id, a span and a line in
-//! the metrics.
+//! The middleware that gives every request an id, a span and a line in the metrics, and the
+//! gateway's own series (served with every program's on the metrics listener,
+//! [`platform::metrics`]):
 //!
-//! Series: `gateway_http_requests_total{method,route,status}`,
-//! `gateway_http_request_duration_seconds{method,route}` (histogram),
-//! `gateway_backend_calls_total{service,method,outcome}`,
-//! `gateway_backend_call_duration_seconds{service,method}` (histogram) and
-//! `gateway_backend_errors_total{service,kind}`. `route` is the route template
-//! (`/restful/products/{id}`), never the raw path, so ids cannot explode the series count.
+//! `gateway_http_requests_total{method,route,status}` and
+//! `gateway_http_request_duration_seconds{method,route}` (histogram); backend calls as the
+//! shared `rpc_client_requests_total{program="gateway",service,method,outcome}` (`outcome` is
+//! `ok` or the error's kind). `route` is the route template (`/restful/products/{id}`), never the
+//! raw path, so ids cannot explode the series count.
 
-use std::{
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -19,37 +16,12 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use platform::trace_context;
 use tracing::Instrument;
 
 use crate::errors::{BackendError, Service};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process-wide Prometheus recorder (installed on first use). Every gateway in the process
-/// (tests start several) reports into it.
-pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets(BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed; /metrics stays empty");
-            }
-            handle
-        })
-        .clone()
-}
 
 /// The request's id: the caller's `x-request-id` when it is sensible, else the trace id of a
 /// W3C `traceparent` header (so one id follows a trace started elsewhere), else a new UUID.
@@ -163,31 +135,11 @@ pub fn backend_call<T>(
     outcome: &Result<T, BackendError>,
     elapsed: Duration,
 ) {
-    let result = match outcome {
+    let outcome = match outcome {
         Ok(_) => "ok",
         Err(error) => error.label(),
     };
-    metrics::counter!(
-        "gateway_backend_calls_total",
-        "service" => service.name(),
-        "method" => method,
-        "outcome" => result,
-    )
-    .increment(1);
-    metrics::histogram!(
-        "gateway_backend_call_duration_seconds",
-        "service" => service.name(),
-        "method" => method,
-    )
-    .record(elapsed.as_secs_f64());
-    if let Err(error) = outcome {
-        metrics::counter!(
-            "gateway_backend_errors_total",
-            "service" => service.name(),
-            "kind" => error.label(),
-        )
-        .increment(1);
-    }
+    platform::metrics::rpc_made("gateway", service.name(), method, outcome, elapsed);
 }
 
 #[cfg(test)]

@@ -125,11 +125,11 @@ impl LoginThrottle {
         if let Some(until) = entry.blocked_until
             && until > now
         {
-            return Err(until - now);
+            return Err(throttled(until - now));
         }
         if entry.in_flight > 0 && entry.failures + entry.in_flight >= self.config.free_attempts {
             // Parallel guesses beyond the free budget wait for the ones in flight.
-            return Err(self.config.base_delay());
+            return Err(throttled(self.config.base_delay()));
         }
         entry.in_flight += 1;
         Ok(Attempt {
@@ -231,6 +231,12 @@ impl Drop for Attempt {
             self.throttle.release(&key);
         }
     }
+}
+
+/// Counts a refused attempt (`gateway_logins_throttled_total`) and answers its wait.
+fn throttled(wait: Duration) -> Duration {
+    metrics::counter!("gateway_logins_throttled_total").increment(1);
+    wait
 }
 
 #[cfg(test)]

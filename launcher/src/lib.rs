@@ -16,6 +16,7 @@ use gateway::configuration::GatewayConfig;
 use platform::{
     configuration::AuthConfig,
     database::DatabaseConfig,
+    metrics::MetricsServer,
     reload::follow,
     serve::{self, BindError},
     shutdown::CancellationToken,
@@ -39,6 +40,9 @@ pub struct Options {
     /// A built front-end (e.g. the Fenix bookstore's `dist/`) to serve at `/` instead of the
     /// storefront; wins over `[gateway.static_files] dir`.
     pub static_dir: Option<PathBuf>,
+    /// Where to serve all four programs' metrics (`GET /metrics`); each program's own
+    /// `[metrics] listen` is not used here.
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,7 @@ pub enum LaunchError {
 
 /// The four programs, built and bound, ready to run.
 pub struct System {
+    metrics: MetricsServer,
     account: account::Application,
     warehouse: warehouse::Application,
     payment: payment::Application,
@@ -93,6 +98,12 @@ impl System {
             bind(&options.warehouse_listen, "--warehouse-listen").await?;
         let (payment_listener, payment) = bind(&options.payment_listen, "--payment-listen").await?;
         let (gateway_listener, gateway) = bind(&options.listen, "--listen").await?;
+        let metrics = MetricsServer::start(&options.metrics_listen, stop.clone())
+            .await
+            .map_err(|source| LaunchError::Bind {
+                flag: "--metrics-listen",
+                source,
+            })?;
         let wiring = Arc::new(Wiring {
             data_dir: data.clone(),
             private_key,
@@ -143,6 +154,7 @@ impl System {
                 .await?;
 
         Ok(Self {
+            metrics,
             account,
             warehouse,
             payment,
@@ -156,7 +168,7 @@ impl System {
     }
 
     /// Every listener, with what it speaks, for the banner.
-    pub fn addresses(&self) -> [(&'static str, &'static str, SocketAddr); 4] {
+    pub fn addresses(&self) -> [(&'static str, &'static str, SocketAddr); 5] {
         [
             (
                 "gateway",
@@ -170,6 +182,11 @@ impl System {
             ),
             ("warehouse", "gRPC", self.warehouse.address()),
             ("payment", "gRPC", self.payment.address()),
+            (
+                "metrics",
+                "HTTP: Prometheus /metrics of all four",
+                self.metrics.address(),
+            ),
         ]
     }
 

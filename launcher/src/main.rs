@@ -34,6 +34,9 @@ struct Args {
     /// The payment service's gRPC address.
     #[arg(long, default_value = "127.0.0.1:8830")]
     payment_listen: String,
+    /// Where to serve every program's metrics (Prometheus text at `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: String,
     /// A built web front-end to serve at `/` instead of the storefront (for example the Fenix
     /// bookstore's `dist/`).
     #[arg(long)]
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         warehouse_listen: args.warehouse_listen,
         payment_listen: args.payment_listen,
         static_dir: args.static_dir,
+        metrics_listen: args.metrics_listen,
     };
     let system = System::build(options, config, stop).await?;
     let address = system.gateway_address();

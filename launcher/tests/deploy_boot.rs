@@ -159,6 +159,8 @@ fn boot(h: &mut Harness, m: &Manifests, binaries: &Path) -> Result<(), String> {
     let api = Api::new(&client, m, "gateway")?;
     rest_flow(&api, &effective)?;
     step(&clock, "REST flow passed");
+    scrape_metrics(&client, &plans)?;
+    step(&clock, "every pod serves its metrics on its metrics port");
 
     // Hot reload of the gateway's ConfigMap, out and back, with the same processes.
     hot_reload(h, m, &plans, &api, &clock)?;
@@ -495,6 +497,12 @@ fn service_hosts(
                         .all(|(k, v)| plan.labels.get(k) == Some(v))
             })
             .collect();
+        // A headless Service over several pods (bookstore-metrics) is what cluster DNS answers
+        // with every pod's address; no program here connects to one, and the metrics step
+        // scrapes each pod by address, as Prometheus does after the lookup.
+        if selected.len() > 1 && spec.cluster_ip.as_deref() == Some("None") {
+            continue;
+        }
         let [plan] = selected.as_slice() else {
             return Err(format!(
                 "Service {service} selects {} pods, expected one",
@@ -1465,6 +1473,33 @@ fn decode_chunked(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 
 // ---------------------------------------------------------------------------------------------
 // Probes, as the kubelet runs them against the pod's address.
+
+/// What Prometheus does with the addresses `bookstore-metrics` resolves to: `GET /metrics` on
+/// each pod's containerPort named `metrics`, which must answer the program's own series.
+fn scrape_metrics(client: &Client, plans: &[PodPlan<'_>]) -> Result<(), String> {
+    for plan in plans {
+        let port = plan
+            .container
+            .ports
+            .iter()
+            .find(|port| port.name.as_deref() == Some("metrics"))
+            .ok_or_else(|| format!("{}: no containerPort named metrics", plan.name))?
+            .container_port;
+        let to = SocketAddr::from((plan.address, port));
+        let reply = client.http(to, &to.to_string(), &Request::new("GET", "/metrics"))?;
+        let text = reply.text();
+        let own = format!("program=\"{}\"", plan.container.name);
+        if reply.status != 200 || !text.contains(&own) {
+            return Err(format!(
+                "{}: GET /metrics on {to} answered {} without {own}: {}",
+                plan.name,
+                reply.status,
+                text.chars().take(2000).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn run_probes(client: &Client, plan: &PodPlan<'_>, until: Instant) -> Result<(), String> {
     let container = plan.container;

@@ -238,6 +238,27 @@ fn check_program(
         ));
         return None;
     };
+    // Metrics: on a port of their own, named `metrics`, which Prometheus scrapes.
+    let metrics_listen: Option<SocketAddr> = view.metrics_listen.parse().ok();
+    match metrics_listen {
+        Some(metrics) if metrics.ip().is_unspecified() && metrics.port() != port => {
+            problems.check(
+                container.ports.iter().any(|p| {
+                    p.container_port == metrics.port() && p.name.as_deref() == Some("metrics")
+                }),
+                || {
+                    format!(
+                        "{name}: [metrics] listen port {} is not the containerPort named metrics",
+                        metrics.port()
+                    )
+                },
+            );
+        }
+        _ => problems.add(format!(
+            "{name}: [metrics] listen {:?} must be 0.0.0.0 on a port of its own",
+            view.metrics_listen
+        )),
+    }
     check_probes(name, program.probes, container, port, problems);
     check_service(m, program, labels, container, container_port, problems);
 

@@ -11,7 +11,7 @@ use gateway::{
     testing::{Rest, cheap_client_hash, cheap_password_hashing, static_site},
 };
 use platform::{
-    configuration::{AuthConfig, LogConfig, ServerConfig},
+    configuration::{AuthConfig, LogConfig, MetricsConfig, ServerConfig},
     database::DatabaseConfig,
     testing::{TestKeys, TestPostgres},
 };
@@ -58,6 +58,8 @@ pub struct StackOptions {
     pub adjust_payment: fn(&mut payment::configuration::Settings),
     /// Every program's `[log] otlp_endpoint` (empty: no traces exported).
     pub otlp_endpoint: String,
+    /// Give every program a metrics listener (`[metrics] listen`) on a free port.
+    pub metrics: bool,
 }
 
 impl Default for StackOptions {
@@ -72,6 +74,7 @@ impl Default for StackOptions {
             adjust_gateway: |_| {},
             adjust_payment: |_| {},
             otlp_endpoint: String::new(),
+            metrics: false,
         }
     }
 }
@@ -263,6 +266,17 @@ impl Stack {
         }
     }
 
+    /// A metrics listener on a port of its own, when the options ask for them.
+    fn metrics(&self) -> MetricsConfig {
+        MetricsConfig {
+            listen: if self.options.metrics {
+                free_port().to_string()
+            } else {
+                String::new()
+            },
+        }
+    }
+
     /// Indexes of the running instances of a backend.
     pub fn running(&mut self, kind: Kind) -> Vec<usize> {
         fn running<S>(instances: &mut [Instance<S>]) -> Vec<usize> {
@@ -304,6 +318,7 @@ impl Stack {
                     database: self.databases.account.clone(),
                     auth: self.auth(),
                     log: self.log(),
+                    metrics: self.metrics(),
                     password_hashing: cheap_password_hashing(),
                     ..Default::default()
                 };
@@ -316,6 +331,7 @@ impl Stack {
                     database: self.databases.warehouse.clone(),
                     auth: self.auth(),
                     log: self.log(),
+                    metrics: self.metrics(),
                     seed: warehouse::configuration::SeedConfig { demo_data: false },
                 };
                 self.warehouses.push(start(program, settings).await);
@@ -327,6 +343,7 @@ impl Stack {
                     database: self.databases.payment.clone(),
                     auth: self.auth(),
                     log: self.log(),
+                    metrics: self.metrics(),
                     ..Default::default()
                 };
                 let rules = &mut settings.payment;
@@ -357,6 +374,7 @@ impl Stack {
         // Short, so the tests can watch a silent client being dropped.
         config.server.handshake_timeout_ms = 2_000;
         config.log = self.log();
+        config.metrics = self.metrics();
         config.oauth.private_key_path = self.keys.private_key_path();
         config.account.client.hostport = self.addresses(Kind::Account);
         config.warehouse.client.hostport = self.addresses(Kind::Warehouse);

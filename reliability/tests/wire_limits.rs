@@ -189,6 +189,8 @@ impl LimitedLauncher {
                 "127.0.0.1:0",
                 "--payment-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
+//! Operations endpoints: liveness, readiness and the OpenAPI document. (Metrics are served on
+//! the metrics listener, `[metrics] listen`, not on the public port.)
 
 use axum::{
     Json,
@@ -17,7 +18,6 @@ pub fn routes(table: RouteTable) -> RouteTable {
     table
         .add(Method::GET, "/healthz", healthz)
         .add(Method::GET, "/readyz", readyz)
-        .add(Method::GET, "/metrics", metrics)
         .add(Method::GET, "/openapi.json", openapi)
 }
 
@@ -36,16 +36,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report)).into_response()
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.run_upkeep();
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
 }
 
 async fn openapi() -> Response {

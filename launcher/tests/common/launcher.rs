@@ -37,6 +37,8 @@ impl Launcher {
                 "127.0.0.1:0",
                 "--payment-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--log-level",
                 "warn",
                 "--data-dir",

@@ -59,6 +59,8 @@ pub struct View {
     /// How long shutdown may take after SIGTERM, in milliseconds.
     pub shutdown_ms: u64,
     pub log_format: LogFormat,
+    /// `[metrics] listen`.
+    pub metrics_listen: String,
     /// Files the program reads, by config key.
     pub key_files: Vec<(&'static str, PathBuf)>,
     pub issuer: String,
@@ -75,6 +77,7 @@ impl Effective {
                 listen: s.server.listen.clone(),
                 shutdown_ms: s.server.drain_seconds * 1000,
                 log_format: s.log.format,
+                metrics_listen: s.metrics.listen.clone(),
                 key_files: vec![("[auth] public_key_path", s.auth.public_key_path.clone())],
                 issuer: s.auth.issuer.clone(),
                 database_url: Some(s.database.url.clone()),
@@ -85,6 +88,7 @@ impl Effective {
                 listen: s.server.listen.clone(),
                 shutdown_ms: s.server.drain_seconds * 1000,
                 log_format: s.log.format,
+                metrics_listen: s.metrics.listen.clone(),
                 key_files: vec![("[auth] public_key_path", s.auth.public_key_path.clone())],
                 issuer: s.auth.issuer.clone(),
                 database_url: Some(s.database.url.clone()),
@@ -95,6 +99,7 @@ impl Effective {
                 listen: s.server.listen.clone(),
                 shutdown_ms: s.server.drain_seconds * 1000,
                 log_format: s.log.format,
+                metrics_listen: s.metrics.listen.clone(),
                 key_files: vec![("[auth] public_key_path", s.auth.public_key_path.clone())],
                 issuer: s.auth.issuer.clone(),
                 database_url: Some(s.database.url.clone()),
@@ -116,6 +121,7 @@ impl Effective {
                 listen: s.server.listen.clone(),
                 shutdown_ms: s.server.readiness_grace_ms + s.server.drain_seconds * 1000,
                 log_format: s.log.format,
+                metrics_listen: s.metrics.listen.clone(),
                 key_files: vec![("[oauth] private_key_path", s.oauth.private_key_path.clone())],
                 issuer: s.oauth.issuer.clone(),
                 database_url: None,

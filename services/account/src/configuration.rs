@@ -6,7 +6,7 @@
 use std::fmt;
 
 use platform::{
-    configuration::{AuthConfig, LogConfig, ProgramConfig, ServerConfig},
+    configuration::{AuthConfig, LogConfig, MetricsConfig, ProgramConfig, ServerConfig},
     database::DatabaseConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     /// The administrator seeded into an empty database.
     pub admin: AdminSeed,
     /// How passwords are hashed.
@@ -34,6 +35,7 @@ impl Default for Settings {
             },
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             admin: AdminSeed::default(),
             password_hashing: HashingConfig::default(),
         }
@@ -45,6 +47,10 @@ impl ProgramConfig for Settings {
 
     fn log(&self) -> &LogConfig {
         &self.log
+    }
+
+    fn metrics(&self) -> &MetricsConfig {
+        &self.metrics
     }
 }
 

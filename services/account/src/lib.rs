@@ -26,7 +26,7 @@ use platform::{
     shutdown::CancellationToken,
     thrift_server::LimitedCodec,
     tokens::TokenError,
-    trace_context::ThriftServerSpans,
+    trace_context::ThriftCalls,
 };
 use rpc_idl::account::AccountServiceServer;
 use tokio::net::TcpListener;
@@ -81,7 +81,9 @@ impl Application {
         let verifier = settings.auth.verifier()?;
         let admin = admin_account(&settings.admin)?;
         let hasher = PasswordHasher::new(&settings.password_hashing)?;
-        let database = Database::connect(&settings.database, MIGRATIONS).await?;
+        let database = Database::connect(&settings.database, MIGRATIONS)
+            .await?
+            .report_metrics("account");
         let accounts = Accounts::new(Store::new(database.clone()), hasher.clone());
         if accounts
             .seed_administrator(admin)
@@ -98,7 +100,7 @@ impl Application {
         // behind the limits of `platform::thrift_server`.
         let server = AccountServiceServer::new(rpc)
             .make_codec(LimitedCodec::new(&settings.server))
-            .layer_front(ThriftServerSpans::except(&["Ping"]));
+            .layer_front(ThriftCalls::of("account").untraced(&["Ping"]));
         let server = ServerTask::new(
             "account",
             listener,

@@ -5,7 +5,7 @@ use account::{Application, configuration::Settings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     return_large_blocks_to_the_system();
-    let started = platform::program::start::<Settings>()?;
+    let started = platform::program::start::<Settings>().await?;
     let settings = started.config.borrow().clone();
     let application = Application::build(settings, started.stop).await?;
     application.run_until_stopped().await?;

@@ -10,7 +10,7 @@
 use std::{fmt, time::Duration};
 
 use platform::{
-    configuration::{AuthConfig, LogConfig, ProgramConfig, ServerConfig},
+    configuration::{AuthConfig, LogConfig, MetricsConfig, ProgramConfig, ServerConfig},
     database::DatabaseConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub payment: PaymentRules,
     pub warehouse: WarehouseClientConfig,
     pub service_credentials: ServiceCredentials,
@@ -38,6 +39,7 @@ impl Default for Settings {
             },
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             payment: PaymentRules::default(),
             warehouse: WarehouseClientConfig::default(),
             service_credentials: ServiceCredentials::default(),
@@ -51,6 +53,10 @@ impl ProgramConfig for Settings {
 
     fn log(&self) -> &LogConfig {
         &self.log
+    }
+
+    fn metrics(&self) -> &MetricsConfig {
+        &self.metrics
     }
 }
 

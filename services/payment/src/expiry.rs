@@ -13,7 +13,9 @@ use tokio::sync::watch;
 
 use crate::{
     configuration::Settings,
+    domain::PayState,
     outbox::Relay,
+    payments::payment_reached,
     store::{Store, StoreError},
 };
 
@@ -31,6 +33,8 @@ pub async fn sweep(store: &Store, relay: &Relay) -> Result<usize, StoreError> {
         for pay_id in &overdue {
             if store.time_out(pay_id, now).await?.is_some() {
                 tracing::info!(%pay_id, "payment timed out");
+                payment_reached(PayState::Timeout);
+                metrics::counter!("payment_expiries_total").increment(1);
                 timed_out += 1;
             }
         }

@@ -113,7 +113,9 @@ impl Application {
             Some(tokens) => tokens,
             None => Arc::new(ClientCredentials::new(&settings.service_credentials)?),
         };
-        let database = Database::connect(&settings.database, MIGRATIONS).await?;
+        let database = Database::connect(&settings.database, MIGRATIONS)
+            .await?
+            .report_metrics("payment");
         let store = Store::new(database.clone());
 
         let config = validated(config, settings.clone(), stop.clone());
@@ -176,7 +178,7 @@ impl Application {
             &settings.server,
             stop,
             move || health_reporter.set_not_serving(),
-            |incoming, shutdown| grpc_server::serve(router, limits, incoming, shutdown),
+            |incoming, shutdown| grpc_server::serve("payment", router, limits, incoming, shutdown),
         )?;
         Ok(Self {
             service: BoundService::new(server, database).with_tasks(tasks),

@@ -4,7 +4,7 @@ use payment::{Application, configuration::Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let started = platform::program::start::<Settings>()?;
+    let started = platform::program::start::<Settings>().await?;
     let listen = started.config.borrow().server.listen.clone();
     let listener = platform::serve::bind(&listen).await?;
     let application = Application::build_live(started.config, listener, None, started.stop).await?;

@@ -92,6 +92,7 @@ impl Relay {
             Delivery::Failed(why) => ("PENDING", Some(why.as_str())),
             Delivery::NotClaimed => return Ok(delivery),
         };
+        metrics::counter!("payment_outbox_deliveries_total", "outcome" => status).increment(1);
         self.store
             .finish_attempt(call.id, status, error, now_ms())
             .await?;
@@ -134,6 +135,10 @@ impl Relay {
                 _ = stop.cancelled() => break,
                 round = self.deliver_due() => round,
             };
+            match self.store.pending_calls().await {
+                Ok(pending) => metrics::gauge!("payment_outbox_pending").set(pending as f64),
+                Err(error) => tracing::debug!(%error, "cannot count the outbox backlog"),
+            }
             let wait = match round {
                 // A full batch: more may be due right away.
                 Ok(found) if found as i64 >= BATCH => Duration::ZERO,

@@ -85,6 +85,11 @@ impl From<WarehouseError> for PaymentError {
     }
 }
 
+/// Counts a payment that reached `state` (`payment_payments_total{state}`).
+pub(crate) fn payment_reached(state: PayState) {
+    metrics::counter!("payment_payments_total", "state" => state.as_str()).increment(1);
+}
+
 pub struct Payments {
     store: Store,
     warehouse: Arc<WarehouseClient>,
@@ -188,6 +193,7 @@ impl Payments {
         match outcome {
             Ok(CreateOutcome::Created(payment)) => {
                 tracing::info!(%pay_id, account_id, total_cents = total, "payment created");
+                payment_reached(payment.state);
                 Ok(payment)
             }
             Ok(CreateOutcome::GuardFired) => Err(PaymentError::WarehouseDeadline),
@@ -277,6 +283,7 @@ impl Payments {
         match outcome {
             ChangeOutcome::Changed { payment, call } => {
                 tracing::info!(%pay_id, state = %payment.state, "payment changed");
+                payment_reached(payment.state);
                 // Deliver now so the usual case is finished when we answer; if the warehouse is
                 // down, the relay keeps trying.
                 if let Err(error) = self.relay.deliver(&call).await {

@@ -393,6 +393,16 @@ impl Store {
 
     // ---- outbox --------------------------------------------------------------------------
 
+    /// Calls still owed (due now or scheduled, such as reservation guards).
+    pub async fn pending_calls(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS pending FROM warehouse_outbox WHERE status = 'PENDING'",
+        )
+        .fetch_one(self.database.pool())
+        .await?;
+        Ok(row.try_get("pending")?)
+    }
+
     /// Pending calls due at `now_ms`, oldest first.
     pub async fn due_calls(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(

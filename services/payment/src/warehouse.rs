@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use platform::{discovery::DnsDiscover, rpc_metadata::CallMetadata, trace_context};
+use platform::{discovery::DnsDiscover, metrics, rpc_metadata::CallMetadata, trace_context};
 use rpc_idl::warehouse::{
     GetProductRequest, Reservation, ReservationItem, ReservationRequest, ReservationState,
     ReserveStockRequest, WarehouseServiceClient, WarehouseServiceClientBuilder,
@@ -60,6 +60,20 @@ pub enum WarehouseError {
 impl WarehouseError {
     /// True when the warehouse definitely did not carry out the call; false when it may have
     /// (the answer was lost), in which case a reservation must be assumed to exist.
+    /// The error's kind, for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Refused(_) => "refused",
+            Self::Rejected(_) => "rejected",
+            Self::Identity(_) => "identity",
+            Self::Token(_) => "token",
+            Self::NotReserved(_) => "not_reserved",
+            Self::Deadline => "deadline",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
     pub fn definitely_not_done(&self) -> bool {
         match self {
             Self::NotFound(_)
@@ -272,7 +286,8 @@ impl WarehouseClient {
         ) -> Result<volo_grpc::Response<Answer>, Status>,
     ) -> Result<Answer, WarehouseError> {
         let span = trace_context::client_span("grpc", "warehouse.WarehouseService", method);
-        async {
+        let started = Instant::now();
+        let outcome = async {
             let token = self.tokens.token().await?;
             let meta = CallMetadata {
                 token: Some(token.clone()),
@@ -290,7 +305,12 @@ impl WarehouseClient {
                 })
         }
         .instrument(span)
-        .await
+        .await;
+        let label = outcome
+            .as_ref()
+            .map_or_else(WarehouseError::label, |_| "ok");
+        metrics::rpc_made("payment", "warehouse", method, label, started.elapsed());
+        outcome
     }
 }
 

@@ -147,6 +147,15 @@ impl Default for LogConfig {
     }
 }
 
+/// `[metrics]`: shared by every program. Read at start only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve `GET /metrics` (Prometheus text), e.g. `0.0.0.0:9090`; never the public
+    /// port. Empty serves none.
+    pub listen: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -234,4 +243,6 @@ pub trait ProgramConfig: DeserializeOwned + PartialEq + Clone + Send + Sync + 's
     const PROGRAM: &'static str;
 
     fn log(&self) -> &LogConfig;
+
+    fn metrics(&self) -> &MetricsConfig;
 }

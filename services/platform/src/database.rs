@@ -106,7 +106,10 @@ pub enum DatabaseError {
 /// A connection pool that knows its backend.
 #[derive(Clone, Debug)]
 pub struct Database {
-    pool: AnyPool,
+    /// Shared so that the metrics hook can hold it weakly (a dropped database is not kept open).
+    pool: Arc<AnyPool>,
+    /// The program whose metrics this database reports ([`Self::report_metrics`]).
+    program: Option<&'static str>,
     backend: Backend,
     /// On SQLite, whose turn it is to write (see [`Database::begin_write`]).
     write_turn: Arc<Mutex<()>>,
@@ -170,7 +173,8 @@ impl Database {
         };
         migrator.run(&pool).await?;
         Ok(Self {
-            pool,
+            pool: Arc::new(pool),
+            program: None,
             backend,
             write_turn: Arc::new(Mutex::new(())),
             acquire_timeout: Duration::from_millis(config.acquire_timeout_ms),
@@ -180,6 +184,23 @@ impl Database {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Reports this database in `program`'s metrics: `db_pool_connections` and
+    /// `db_pool_idle_connections` (read at scrape time) and `db_write_wait_seconds` (how long
+    /// each write waited for its turn and its connection).
+    pub fn report_metrics(mut self, program: &'static str) -> Self {
+        self.program = Some(program);
+        let pool = Arc::downgrade(&self.pool);
+        crate::metrics::on_scrape(move || {
+            if let Some(pool) = pool.upgrade() {
+                metrics::gauge!("db_pool_connections", "program" => program)
+                    .set(f64::from(pool.size()));
+                metrics::gauge!("db_pool_idle_connections", "program" => program)
+                    .set(pool.num_idle() as f64);
+            }
+        });
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -211,7 +232,12 @@ impl Database {
         // In the caller's span: the transaction's log lines and trace context are the request's.
         let task = tokio::spawn(
             async move {
+                let asked = std::time::Instant::now();
                 let transaction = database.begin_write().await?;
+                if let Some(program) = database.program {
+                    metrics::histogram!("db_write_wait_seconds", "program" => program)
+                        .record(asked.elapsed().as_secs_f64());
+                }
                 work(transaction).await
             }
             .instrument(tracing::Span::current()),

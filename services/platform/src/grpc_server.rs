@@ -17,7 +17,7 @@
 //!   the message is buffered (see [`crate::grpc_message_limit`]);
 //! - accept errors (out of file descriptors, say) logged and retried after a pause.
 
-use std::{convert::Infallible, io, sync::Arc};
+use std::{convert::Infallible, io, sync::Arc, time::Instant};
 
 use hyper::body::Incoming;
 use hyper_util::{
@@ -40,6 +40,7 @@ use crate::{
     configuration::ServerConfig,
     connection_watch::{Connections, Silence},
     grpc_message_limit::LimitedBody,
+    metrics,
     serve::StoppableIncoming,
     trace_context,
 };
@@ -58,13 +59,45 @@ fn call_span<B>(request: &hyper::Request<B>) -> tracing::Span {
     )
 }
 
+/// The call's gRPC status name, as its answer's headers say: a failed unary call answers with
+/// headers only; a successful one has its status in the trailers, after the body (OK).
+fn status_of<B>(response: &hyper::Response<B>) -> &'static str {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(0);
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES.get(code).copied().unwrap_or("UNKNOWN")
+}
+
 /// The largest header list a call may send (hyper's own default; volo-grpc sets 16 MiB).
 const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
 
-/// Serves `router` on `incoming` with the limits of `config` until `shutdown` resolves, then
+/// Serves `program`'s `router` on `incoming` with the limits of `config` until `shutdown` resolves, then
 /// asks every connection to finish its calls and close, and waits for them (the caller bounds
 /// that wait with the drain deadline).
 pub async fn serve<S>(
+    program: &'static str,
     router: S,
     config: ServerConfig,
     mut incoming: StoppableIncoming,
@@ -78,6 +111,9 @@ where
         + 'static,
 {
     let service = MetaService::new(router, DefaultProvider);
+    // Shared, not a captured `&str`: with one, rustc cannot prove the connection futures `Send`
+    // for every lifetime (a known limitation with references in nested async closures).
+    let program: Arc<str> = Arc::from(program);
     let connections = Connections::new(
         config.max_connections,
         Silence::from_millis(config.handshake_timeout_ms, config.idle_timeout_ms),
@@ -114,6 +150,7 @@ where
         let stream = watch.wrap(stream);
         let max_message = config.max_message_bytes;
         let service = service.clone();
+        let program = Arc::clone(&program);
         let calls = watch.calls();
         let handle = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let mut service = service.clone();
@@ -123,12 +160,18 @@ where
                     .headers_mut()
                     .insert(HEADER_TRANS_REMOTE_ADDR, address);
             }
+            let program = Arc::clone(&program);
             let span = call_span(&request);
+            let method = request.uri().path().to_owned();
             let request = request.map(|body| boxed(LimitedBody::new(body, max_message)));
             async move {
+                let started = Instant::now();
                 let response = tower::Service::call(&mut service, request).await;
                 drop(call);
-                Ok::<_, Infallible>(response.unwrap_or_else(Status::to_http))
+                let response = response.unwrap_or_else(Status::to_http);
+                let code = status_of(&response);
+                metrics::rpc_served(program, method, code, started.elapsed());
+                Ok::<_, Infallible>(response)
             }
             .instrument(span)
         });

@@ -98,9 +98,12 @@ where
                     });
                     if changed {
                         tracing::info!(dir = %dir.display(), "configuration reloaded");
+                        metrics::counter!("config_reloads_total", "outcome" => "accepted")
+                            .increment(1);
                     }
                 }
                 Err(error) => {
+                    metrics::counter!("config_reloads_total", "outcome" => "refused").increment(1);
                     tracing::warn!(%error, "configuration file is invalid; keeping the last good configuration");
                 }
             }

@@ -132,6 +132,23 @@ pub enum TokenError {
     KeyEncoding(String),
 }
 
+impl TokenError {
+    /// The kind of refusal, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(error) => match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "expired",
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad_signature",
+                _ => "malformed",
+            },
+            Self::NotAnAccessToken => "not_an_access_token",
+            Self::NotARefreshToken => "not_a_refresh_token",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::KeyFile { .. } | Self::KeyFormat { .. } | Self::KeyEncoding(_) => "key",
+        }
+    }
+}
+
 /// Verifies tokens with the issuer's public keys: the current one and, during a key rotation,
 /// the others named in the configuration. Access tokens it accepted are remembered until they
 /// expire ([`crate::token_cache`]), so a client's next request with the same token costs a map
@@ -220,15 +237,22 @@ impl TokenVerifier {
         if let Some(caller) = self.verified.get(token, not_before) {
             return Ok(caller);
         }
-        let claims = self.verify(token)?;
+        let claims = self.verify(token).inspect_err(verification_failed)?;
         if claims.token_use != TokenUse::Access {
-            return Err(TokenError::NotAnAccessToken);
+            let error = TokenError::NotAnAccessToken;
+            verification_failed(&error);
+            return Err(error);
         }
         let exp = claims.exp;
         let caller = Caller::from(claims);
         self.verified.insert(token, caller.clone(), exp, not_before);
         Ok(caller)
     }
+}
+
+/// Counts a token refused (`token_verification_failures_total{reason}`).
+fn verification_failed(error: &TokenError) {
+    metrics::counter!("token_verification_failures_total", "reason" => error.reason()).increment(1);
 }
 
 /// Signs tokens with the private key, naming its public half in each token's `kid`. Only the

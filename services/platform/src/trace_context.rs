@@ -15,6 +15,7 @@
 use std::{
     collections::HashMap,
     sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
 };
 
 use metainfo::{Forward, METAINFO};
@@ -196,40 +197,46 @@ pub fn follow_up_span(name: &'static str, cause: Option<SpanContext>) -> Span {
     span
 }
 
-/// A Volo Thrift server layer: each call is served inside a span of its own, a child of the
-/// caller's when its TTHeader carried the trace context.
+/// A Volo Thrift server layer for `program`: each call is served inside a span of its own (a
+/// child of the caller's when its TTHeader carried the trace context) and counted in the shared
+/// RPC server metrics ([`crate::metrics`]).
 #[derive(Debug, Clone, Copy)]
-pub struct ThriftServerSpans {
+pub struct ThriftCalls {
+    program: &'static str,
     /// Methods served without a span (health probes would fill the collector with one-span
     /// traces).
     untraced: &'static [&'static str],
 }
 
-impl ThriftServerSpans {
-    pub fn except(untraced: &'static [&'static str]) -> Self {
-        Self { untraced }
-    }
-}
-
-impl<S> volo::Layer<S> for ThriftServerSpans {
-    type Service = ThriftServerSpan<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        ThriftServerSpan {
-            inner,
-            untraced: self.untraced,
+impl ThriftCalls {
+    pub fn of(program: &'static str) -> Self {
+        Self {
+            program,
+            untraced: &[],
         }
     }
+
+    pub fn untraced(self, untraced: &'static [&'static str]) -> Self {
+        Self { untraced, ..self }
+    }
 }
 
-/// [`ThriftServerSpans`] around a service.
+impl<S> volo::Layer<S> for ThriftCalls {
+    type Service = ThriftCall<S>;
+
+    fn layer(self, inner: S) -> Self::Service {
+        ThriftCall { inner, layer: self }
+    }
+}
+
+/// [`ThriftCalls`] around a service.
 #[derive(Debug, Clone)]
-pub struct ThriftServerSpan<S> {
+pub struct ThriftCall<S> {
     inner: S,
-    untraced: &'static [&'static str],
+    layer: ThriftCalls,
 }
 
-impl<S, Req> volo::Service<ServerContext, Req> for ThriftServerSpan<S>
+impl<S, Req> volo::Service<ServerContext, Req> for ThriftCall<S>
 where
     S: volo::Service<ServerContext, Req> + Send + Sync,
     Req: Send,
@@ -238,13 +245,22 @@ where
     type Error = S::Error;
 
     async fn call(&self, cx: &mut ServerContext, req: Req) -> Result<S::Response, S::Error> {
-        let method = cx.rpc_info().method();
-        let span = if exporting() && !self.untraced.contains(&method.as_str()) {
-            server_span("thrift", method, from_thrift())
+        let method = cx.rpc_info().method().clone();
+        let span = if exporting() && !self.layer.untraced.contains(&method.as_str()) {
+            server_span("thrift", &method, from_thrift())
         } else {
             Span::none()
         };
-        self.inner.call(cx, req).instrument(span).await
+        let started = Instant::now();
+        let outcome = self.inner.call(cx, req).instrument(span).await;
+        let code = if outcome.is_ok() { "ok" } else { "error" };
+        crate::metrics::rpc_served(
+            self.layer.program,
+            method.to_string(),
+            code,
+            started.elapsed(),
+        );
+        outcome
     }
 }
 

@@ -1,7 +1,7 @@
 //! The warehouse's configuration (`warehouse.toml`). Every key has a default; see README.md.
 
 use platform::{
-    configuration::{AuthConfig, LogConfig, ProgramConfig, ServerConfig},
+    configuration::{AuthConfig, LogConfig, MetricsConfig, ProgramConfig, ServerConfig},
     database::DatabaseConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub seed: SeedConfig,
 }
 
@@ -40,6 +41,7 @@ impl Default for Settings {
             },
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             seed: SeedConfig::default(),
         }
     }
@@ -50,5 +52,9 @@ impl ProgramConfig for Settings {
 
     fn log(&self) -> &LogConfig {
         &self.log
+    }
+
+    fn metrics(&self) -> &MetricsConfig {
+        &self.metrics
     }
 }

@@ -63,7 +63,9 @@ impl Application {
         stop: CancellationToken,
     ) -> Result<Self, BuildError> {
         let verifier = settings.auth.verifier()?;
-        let database = Database::connect(&settings.database, MIGRATIONS).await?;
+        let database = Database::connect(&settings.database, MIGRATIONS)
+            .await?
+            .report_metrics("warehouse");
         let store = Store::new(database.clone());
         if settings.seed.demo_data
             && store
@@ -99,7 +101,9 @@ impl Application {
             &settings.server,
             stop,
             move || health_reporter.set_not_serving(),
-            |incoming, shutdown| grpc_server::serve(router, limits, incoming, shutdown),
+            |incoming, shutdown| {
+                grpc_server::serve("warehouse", router, limits, incoming, shutdown)
+            },
         )?;
         Ok(Self(
             BoundService::new(server, database).with_tasks(vec![probe]),

@@ -4,7 +4,7 @@ use warehouse::{Application, configuration::Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let started = platform::program::start::<Settings>()?;
+    let started = platform::program::start::<Settings>().await?;
     let settings = started.config.borrow().clone();
     let application = Application::build(settings, started.stop).await?;
     application.run_until_stopped().await?;

@@ -73,6 +73,12 @@ fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
     }
 }
 
+/// Counts a reservation that reached `state` (`warehouse_reservations_total{state}`), once it
+/// is committed.
+fn reservation_changed(state: ReservationState) {
+    metrics::counter!("warehouse_reservations_total", "state" => state.as_str()).increment(1);
+}
+
 /// Data that breaks one of the store's own invariants.
 #[derive(Debug, thiserror::Error)]
 #[error("inconsistent warehouse data: {0}")]
@@ -354,6 +360,7 @@ impl Store {
                     unit_prices.insert(line.product_id, price);
                 }
                 tx.commit().await?;
+                reservation_changed(ReservationState::Reserved);
                 Ok(Reservation {
                     payment_id: payment_id.clone(),
                     state: ReservationState::Reserved,
@@ -451,6 +458,7 @@ impl Store {
                     }
                 }
                 tx.commit().await?;
+                reservation_changed(target);
                 Ok(Reservation {
                     state: target,
                     ..reservation
