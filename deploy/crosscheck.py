@@ -148,6 +148,8 @@ def check_rendered(path: str, skaffold: dict, report: Report) -> None:
     for svc_name, svc in services.items():
         check_service(f"{name}: Service {svc_name}", svc, workloads.values(), report)
 
+    check_network_policies(name, objects, workloads, services, configmaps, report)
+
     artifacts = {a.get("image") for a in (skaffold.get("build") or {}).get("artifacts") or []}
     for artifact in sorted(artifacts - images):
         report.error(name, f"skaffold artifact {artifact} is used by no container, so skaffold would not deploy the image it builds")
@@ -315,6 +317,188 @@ def check_service(where: str, service: dict, workloads, report: Report) -> None:
             report.error(where, f"targetPort {target!r} is not a named containerPort of the selected pods")
         if isinstance(target, int) and target not in {p.get("containerPort") for p in container_ports}:
             report.error(where, f"targetPort {target} is not a containerPort of the selected pods")
+
+
+# --- NetworkPolicies ---------------------------------------------------------------------------
+#
+# A small evaluator of the NetworkPolicy semantics the manifests use (pod and namespace selectors,
+# numbered and named TCP ports, default deny), run against every connection the rendered
+# configuration makes and against connections that must stay impossible.
+
+NAMESPACE_LABELS = {"kubernetes.io/metadata.name": NAMESPACE}
+# Program ports that nothing outside the namespace may reach, and what may (the gateway's).
+CLOSED_TO_OUTSIDE = {"account": 8810, "warehouse": 8820, "payment": 8830}
+OPEN_TO_OUTSIDE = {"gateway": 8080}
+# Calls between programs that must be refused: (caller, callee, port).
+FORBIDDEN_CALLS = [
+    ("account", "warehouse", 8820),
+    ("account", "payment", 8830),
+    ("warehouse", "account", 8810),
+    ("warehouse", "payment", 8830),
+    ("payment", "account", 8810),
+]
+
+
+class Pod:
+    def __init__(self, name: str, labels: dict, ports: dict[str, int], namespace_labels: dict) -> None:
+        self.name = name
+        self.labels = labels
+        self.ports = ports
+        self.namespace_labels = namespace_labels
+
+
+def selects(selector: dict | None, labels: dict) -> bool:
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values):
+            return False
+        if (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def policy_types(policy: dict) -> list[str]:
+    spec = policy.get("spec") or {}
+    if spec.get("policyTypes"):
+        return spec["policyTypes"]
+    return ["Ingress"] + (["Egress"] if "egress" in spec else [])
+
+
+def peer_matches(peer: dict, other: Pod) -> bool:
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], other.namespace_labels):
+            return False
+    elif other.namespace_labels != NAMESPACE_LABELS:
+        return False
+    return "podSelector" not in peer or selects(peer["podSelector"], other.labels)
+
+
+def port_matches(rule_ports: list | None, port: int, destination: Pod) -> bool:
+    if not rule_ports:
+        return True
+    for entry in rule_ports:
+        if entry.get("protocol", "TCP") != "TCP":
+            continue
+        value = entry.get("port")
+        if value is None or value == port or (isinstance(value, str) and destination.ports.get(value) == port):
+            return True
+    return False
+
+
+def direction_allows(policies: list[dict], direction: str, subject: Pod, other: Pod, port: int, destination: Pod) -> bool:
+    relevant = [p for p in policies if direction in policy_types(p) and selects((p.get("spec") or {}).get("podSelector", {}), subject.labels)]
+    if not relevant:
+        return True
+    rules_key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in relevant:
+        for rule in (policy.get("spec") or {}).get(rules_key) or []:
+            peers = rule.get(peers_key)
+            if (not peers or any(peer_matches(peer, other) for peer in peers)) and port_matches(rule.get("ports"), port, destination):
+                return True
+    return False
+
+
+def connection_allowed(policies: list[dict], source: Pod, destination: Pod, port: int) -> bool:
+    """Whether TCP `port` of `destination` is reachable from `source` (both policies must agree;
+    a pod outside the namespace has no egress policy of ours)."""
+    egress_ok = source.namespace_labels != NAMESPACE_LABELS or direction_allows(policies, "Egress", source, destination, port, destination)
+    return egress_ok and direction_allows(policies, "Ingress", destination, source, port, destination)
+
+
+def host_port(text: str) -> tuple[str, int] | None:
+    match = re.search(r"(?:^|//|@)([a-z0-9][a-z0-9.-]*):(\d+)", text)
+    return (match.group(1).split(".")[0], int(match.group(2))) if match else None
+
+
+def configured_connections(workloads: dict, configmaps: dict) -> list[tuple[str, str, str]]:
+    """(client workload, host:port text, where it is configured) for every connection the rendered
+    configuration makes: backend lists and URLs in the programs' TOML, URLs in the environment,
+    the collector's exporters and Grafana's data sources."""
+    found: list[tuple[str, str, str]] = []
+
+    def strings(value, path: str):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from strings(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                yield from strings(v, f"{path}[{i}]")
+        elif isinstance(value, str):
+            yield path, value
+
+    for (kind, wl_name), workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        mounted = {((v.get("configMap") or {}).get("name")) for v in pod.get("volumes") or []}
+        for cm_name in mounted:
+            for key, text in ((configmaps.get(cm_name) or {}).get("data") or {}).items():
+                try:
+                    data = tomllib.loads(text) if key.endswith(".toml") else yaml.safe_load(text)
+                except (tomllib.TOMLDecodeError, yaml.YAMLError):
+                    continue
+                # Prometheus's DNS service discovery: each name, at the configured port.
+                for job in (data or {}).get("scrape_configs") or [] if isinstance(data, dict) else []:
+                    for sd in job.get("dns_sd_configs") or []:
+                        for sd_name in sd.get("names") or []:
+                            found.append((wl_name, f"{sd_name}:{sd.get('port')}", f"ConfigMap {cm_name} {key} job {job.get('job_name')}"))
+                for path, value in strings(data, key):
+                    if any(word in path for word in ("hostport", "token_url", "endpoint", "url")) and host_port(value) and "listen" not in path:
+                        found.append((wl_name, value, f"ConfigMap {cm_name} {path}"))
+        for _, container in pod_containers(pod):
+            for var in container.get("env") or []:
+                value = var.get("value") or ""
+                if var.get("name", "").endswith(("_URL", "_ENDPOINT")) and host_port(value):
+                    found.append((wl_name, value, f"env {var.get('name')}"))
+    return found
+
+
+def check_network_policies(name: str, objects: dict, workloads: dict, services: dict, configmaps: dict, report: Report) -> None:
+    policies = [o for (k, ns, _), o in objects.items() if k == "NetworkPolicy" and ns == NAMESPACE]
+    if not any(selects((p.get("spec") or {}).get("podSelector"), {}) and set(policy_types(p)) == {"Ingress", "Egress"} and not (p["spec"].get("ingress") or p["spec"].get("egress")) for p in policies):
+        report.error(name, "no default-deny NetworkPolicy (empty podSelector, Ingress and Egress, no rules)")
+        return
+    pods = {}
+    for (kind, wl_name), workload in workloads.items():
+        template = workload["spec"]["template"]
+        ports = {p.get("name"): p.get("containerPort") for c in template["spec"].get("containers") or [] for p in c.get("ports") or []}
+        pods[wl_name] = Pod(wl_name, (template.get("metadata") or {}).get("labels") or {}, ports, NAMESPACE_LABELS)
+
+    for client, target, where in configured_connections(workloads, configmaps):
+        host, port = host_port(target)
+        service = services.get(host)
+        if service is None:
+            continue
+        selector = (service.get("spec") or {}).get("selector") or {}
+        svc_port = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+        if svc_port is None:
+            report.error(name, f"{client} connects to {target} ({where}), but Service {host} has no port {port}")
+            continue
+        for pod in pods.values():
+            if not selector or any(pod.labels.get(k) != v for k, v in selector.items()):
+                continue
+            target_port = svc_port.get("targetPort", port)
+            container_port = pod.ports.get(target_port) if isinstance(target_port, str) else target_port
+            if not connection_allowed(policies, pods[client], pod, container_port):
+                report.error(name, f"NetworkPolicies refuse {client} → {pod.name}:{container_port}, which {where} needs ({target})")
+
+    outsider = Pod("a pod in another namespace", {}, {}, {"kubernetes.io/metadata.name": "elsewhere"})
+    for program, port in {**CLOSED_TO_OUTSIDE, **OPEN_TO_OUTSIDE}.items():
+        if program in pods and connection_allowed(policies, outsider, pods[program], port) != (program in OPEN_TO_OUTSIDE):
+            state = "open" if program in CLOSED_TO_OUTSIDE else "closed"
+            report.error(name, f"NetworkPolicies leave {program}:{port} {state} to other namespaces")
+    for program, pod in pods.items():
+        metrics = pod.ports.get("metrics")
+        if metrics and connection_allowed(policies, outsider, pod, metrics):
+            report.error(name, f"NetworkPolicies leave {program}'s metrics port open to other namespaces")
+    for caller, callee, port in FORBIDDEN_CALLS:
+        if caller in pods and callee in pods and connection_allowed(policies, pods[caller], pods[callee], port):
+            report.error(name, f"NetworkPolicies let {caller} call {callee}:{port}, which it never needs")
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@
 //! `baseline-server` mode, started the same way.
 //!
 //! A program is ready when it answers its health check: `grpc.health.v1.Health/Check` for
-//! warehouse and payment, `Ping` = SERVING for account, `GET /readyz` (every backend up) for the
+//! warehouse and payment, `Ping` = SERVING for account, `GET /readyz` (ready and not degraded: every backend up) for the
 //! gateway, `GET /` for the baseline. The time from `spawn` to that answer is its start-to-ready
 //! time; on an empty database it includes applying the migrations and seeding.
 
@@ -75,7 +75,7 @@ impl Program {
             Program::Account => Probe::ThriftPing,
             Program::Warehouse => Probe::GrpcHealth("warehouse.WarehouseService"),
             Program::Payment => Probe::GrpcHealth("payment.PaymentService"),
-            Program::Gateway => Probe::Http("/readyz"),
+            Program::Gateway => Probe::AllBackendsUp,
             Program::Baseline | Program::Translator => Probe::Http("/"),
             // It answers only GetProduct: that it accepts connections is all there is to check.
             Program::BareGrpc => Probe::Listening,
@@ -86,6 +86,8 @@ impl Program {
 
 #[derive(Debug, Clone, Copy)]
 enum Probe {
+    /// The gateway's `/readyz`: ready, and every backend up (not `degraded`).
+    AllBackendsUp,
     Listening,
     GrpcHealth(&'static str),
     ThriftPing,
@@ -672,6 +674,16 @@ async fn probe_once(probe: Probe, address: SocketAddr) -> bool {
                     .rpc_timeout(Some(PROBE_DEADLINE))
                     .build();
                 matches!(client.ping(PingRequest {}).await, Ok(pong) if pong.status == "SERVING")
+            }
+            Probe::AllBackendsUp => {
+                Http::new(address)
+                    .get("/readyz", None)
+                    .await
+                    .is_ok_and(|answer| {
+                        answer.status == http::StatusCode::OK
+                            && serde_json::from_slice::<serde_json::Value>(&answer.body)
+                                .is_ok_and(|report| report["degraded"] == false)
+                    })
             }
             Probe::Http(path) => Http::new(address)
                 .get(path, None)

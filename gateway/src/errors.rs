@@ -443,6 +443,9 @@ struct ErrorBody<'a> {
     errors: &'a [FieldError],
 }
 
+/// `Retry-After` of a 503: about one round of the backend health checks.
+const RETRY_UNAVAILABLE: &str = "2";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let errors: &[FieldError] = match &self {
@@ -455,6 +458,13 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        if let Self::Unavailable(_) = self {
+            // The health checker looks again within a couple of seconds.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_UNAVAILABLE),
+            );
+        }
         if let Self::Unauthenticated { invalid_token, .. } = self {
             let challenge = if invalid_token {
                 "Bearer error=\"invalid_token\""
@@ -509,6 +519,9 @@ impl IntoResponse for OAuthError {
         let retry_after = match &self {
             Self::SlowDown(wait) => {
                 HeaderValue::from_str(&retry_after_seconds(*wait).to_string()).ok()
+            }
+            Self::Backend(ApiError::Unavailable(_)) => {
+                Some(HeaderValue::from_static(RETRY_UNAVAILABLE))
             }
             _ => None,
         };

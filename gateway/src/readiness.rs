@@ -1,5 +1,10 @@
-//! What `/readyz` answers: cached health checks of every backend (refreshed in the background,
-//! so a probe never waits on a backend) and whether the gateway is draining.
+//! What `/readyz` answers: whether the gateway can serve (it is not draining), and the cached
+//! health of every backend (refreshed in the background, so a probe never waits on a backend).
+//!
+//! A backend that is down does not make the gateway unready: taking the gateway out of its
+//! Service would take the login, account and static pages with it, a cascade from one outage to
+//! all of them. The routes of the down backend answer a fast 503 with `Retry-After` instead, and
+//! the report says `degraded` and which backend is down.
 
 use std::{
     sync::{
@@ -34,8 +39,11 @@ struct Inner {
 /// The readiness picture, as `/readyz` returns it.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Not draining: the gateway can serve.
     pub ready: bool,
     pub draining: bool,
+    /// Some backend is down (or not checked yet): its routes answer 503.
+    pub degraded: bool,
     pub backends: BackendsReport,
 }
 
@@ -83,7 +91,7 @@ impl Readiness {
         readiness
     }
 
-    /// From now on `/readyz` fails.
+    /// From now on `/readyz` fails (503).
     pub fn set_draining(&self) {
         self.inner.draining.store(true, Ordering::Relaxed);
     }
@@ -97,8 +105,9 @@ impl Readiness {
         );
         let draining = self.inner.draining.load(Ordering::Relaxed);
         Report {
-            ready: !draining && [account, warehouse, payment].iter().all(|s| *s == UP),
+            ready: !draining,
             draining,
+            degraded: [account, warehouse, payment].iter().any(|s| *s != UP),
             backends: BackendsReport {
                 account: word(account),
                 warehouse: word(warehouse),

@@ -304,9 +304,12 @@ fn the_binary_serves_and_stops_on_sigterm_within_its_drain_deadline() {
     let http = Rest::new(program.address);
     runtime.block_on(async {
         http.get("/healthz", None).await.expect(200);
-        // No backend is up: not ready, and API calls are a fast 503.
-        http.get("/readyz", None).await.expect(503);
-        http.get("/restful/products", None).await.expect(503);
+        // No backend is up: still ready (it serves what it can), degraded, and API calls are a
+        // fast 503 that says when to try again.
+        let ready = http.get("/readyz", None).await.expect(200).json();
+        assert_eq!(ready["degraded"], true, "{ready}");
+        let refused = http.get("/restful/products", None).await.expect(503);
+        assert_eq!(refused.header("retry-after"), "2");
     });
     let (status, took) = program.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");

@@ -1821,12 +1821,17 @@ fn hot_reload(
     poll(
         clock.within(RELOAD_LIMIT),
         &format!(
-            "after [warehouse.client] hostport = [\"{host}:9\"], the gateway answers 503 and reports the warehouse down"
+            "after [warehouse.client] hostport = [\"{host}:9\"], the gateway answers 503 on the catalogue and reports the warehouse down, staying ready"
         ),
         || {
             let reply = products()?;
             let (status, body) = readyz()?;
-            if reply.status == 503 && status == 503 && body["backends"]["warehouse"] == "down" {
+            // Degraded, not unready: only the warehouse's routes fail.
+            if reply.status == 503
+                && status == 200
+                && body["degraded"] == true
+                && body["backends"]["warehouse"] == "down"
+            {
                 Ok(())
             } else {
                 Err(format!(
@@ -1845,7 +1850,7 @@ fn hot_reload(
         || {
             let reply = products()?;
             let (status, body) = readyz()?;
-            if reply.status == 200 && status == 200 {
+            if reply.status == 200 && status == 200 && body["degraded"] == false {
                 Ok(())
             } else {
                 Err(format!(

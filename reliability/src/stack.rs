@@ -227,12 +227,13 @@ impl Stack {
         stack
     }
 
-    /// The gateway's `/readyz` says every backend answers.
+    /// The gateway's `/readyz` says every backend answers (ready, and not degraded).
     pub async fn wait_until_ready(&self) {
         let started = std::time::Instant::now();
         loop {
             if let Ok(reply) = self.rest.try_get("/readyz", None).await
                 && reply.status == 200
+                && reply.json()["degraded"] == false
             {
                 return;
             }

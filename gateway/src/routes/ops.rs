@@ -26,8 +26,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "UP"}))
 }
 
-/// 200 while the gateway can serve: not draining and every backend answered its last health
-/// check; 503 otherwise, with the per-backend picture.
+/// 200 while the gateway can serve (not draining), with the per-backend picture: a backend that
+/// is down makes the report `degraded`, not the gateway unready (see `readiness.rs`). 503 once
+/// draining.
 async fn readyz(State(state): State<AppState>) -> Response {
     let report = state.readiness.report();
     let status = if report.ready {

@@ -145,15 +145,17 @@ pub fn http(
     (status, body)
 }
 
+/// Waits until the gateway is ready and every backend is up (`/readyz` 200, not degraded).
 pub fn wait_until_ready(address: SocketAddr) {
     let started = Instant::now();
     loop {
-        if http(address, "GET", "/readyz", &[], "").0 == 200 {
+        let (status, body) = http(address, "GET", "/readyz", &[], "");
+        if status == 200 && body.contains("\"degraded\":false") {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "/readyz never became 200"
+            "/readyz never reported every backend up"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
