@@ -79,6 +79,12 @@ exception PermissionDenied {
     1: required string message,
 }
 
+// More password hashing is waiting than the service takes; nothing was done. Try again shortly
+// (the gateway answers 503 with Retry-After).
+exception Overloaded {
+    1: required string message,
+}
+
 struct PingRequest {}
 
 struct PingResponse {
@@ -155,14 +161,14 @@ service AccountService {
 
     // Registers a new account with role ROLE_USER. Public.
     Account CreateAccount(1: CreateAccountRequest req)
-        throws (1: InvalidInput invalid_input, 2: Conflict conflict),
+        throws (1: InvalidInput invalid_input, 2: Conflict conflict, 3: Overloaded overloaded),
 
     // Updates an account's profile (and, optionally, its password). Owner or ROLE_ADMIN.
     Account UpdateAccount(1: UpdateAccountRequest req)
-        throws (1: InvalidInput invalid_input, 2: Conflict conflict, 3: NotFound not_found, 4: Unauthenticated unauthenticated, 5: PermissionDenied permission_denied),
+        throws (1: InvalidInput invalid_input, 2: Conflict conflict, 3: NotFound not_found, 4: Unauthenticated unauthenticated, 5: PermissionDenied permission_denied, 6: Overloaded overloaded),
 
     // Checks a username/password pair and returns the account with its roles. Scope SERVICE.
     // Takes about the same time whether the user exists or not.
     Account CheckCredentials(1: CheckCredentialsRequest req)
-        throws (1: BadCredentials bad_credentials, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied),
+        throws (1: BadCredentials bad_credentials, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied, 4: Overloaded overloaded),
 }

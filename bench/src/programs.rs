@@ -359,7 +359,11 @@ fn config_text(
             to_toml(&settings)
         }
         Program::Gateway => {
-            let mut config = gateway::configuration::GatewayConfig::default();
+            let mut config = gateway::configuration::GatewayConfig {
+                // The benchmark registers and logs in its buyers from one address.
+                rate_limits: gateway::configuration::RateLimitConfig::generous(),
+                ..Default::default()
+            };
             config.server.listen = listen.to_string();
             config.server.drain_seconds = 1;
             config.oauth.private_key_path = wiring.keys.private.clone();

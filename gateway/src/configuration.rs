@@ -36,6 +36,7 @@
 //! dir = "static"
 //!
 //! [login_throttle]            # password guessing: see src/throttle.rs
+//! [rate_limits]               # registrations and token requests: see src/rate_limit.rs
 //! free_attempts = 5
 //! base_delay_ms = 1000
 //! max_delay_ms = 300000
@@ -65,6 +66,7 @@ pub struct GatewayConfig {
     pub payment: BackendConfig,
     pub static_files: StaticFilesConfig,
     pub login_throttle: LoginThrottleConfig,
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +83,7 @@ impl Default for GatewayConfig {
             payment: BackendConfig::at("127.0.0.1:8830"),
             static_files: StaticFilesConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -357,6 +360,60 @@ impl Default for LoginThrottleConfig {
             trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// `[rate_limits]`: how often one client address, and everybody together, may register and ask
+/// for tokens (see `src/rate_limit.rs`). Read once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// `POST /restful/accounts` (each one an Argon2 hash).
+    pub registration: RatePair,
+    /// Every grant of `/oauth/token` (each one an Argon2 check of the client's secret).
+    pub token: RatePair,
+    /// Client addresses remembered per operation at most.
+    pub max_clients: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            registration: RatePair {
+                per_client_per_minute: 20,
+                global_per_second: 20,
+            },
+            token: RatePair {
+                per_client_per_minute: 300,
+                global_per_second: 200,
+            },
+            max_clients: 10_000,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Limits no test or benchmark reaches (they register and log in thousands of users from
+    /// one address).
+    pub fn generous() -> Self {
+        let pair = RatePair {
+            per_client_per_minute: 1_000_000,
+            global_per_second: 1_000_000,
+        };
+        Self {
+            registration: pair.clone(),
+            token: pair,
+            max_clients: 10_000,
+        }
+    }
+}
+
+/// A rate per client address (a burst of that many, refilled over a minute) and one for
+/// everybody together (a burst of that many, refilled each second).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatePair {
+    pub per_client_per_minute: u32,
+    pub global_per_second: u32,
 }
 
 #[cfg(test)]

@@ -280,6 +280,7 @@ thrift_exceptions! {
             errors: field_errors(&e.errors),
         },
         Conflict(e) => BackendErrorKind::Conflict(e.message.to_string()),
+        Overloaded(e) => BackendErrorKind::Unavailable(e.message.to_string()),
     }
     AccountServiceUpdateAccountException {
         InvalidInput(e) => BackendErrorKind::InvalidInput {
@@ -290,11 +291,13 @@ thrift_exceptions! {
         NotFound(e) => BackendErrorKind::NotFound(e.message.to_string()),
         Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
         PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+        Overloaded(e) => BackendErrorKind::Unavailable(e.message.to_string()),
     }
     AccountServiceCheckCredentialsException {
         BadCredentials(_e) => BackendErrorKind::BadCredentials,
         Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
         PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+        Overloaded(e) => BackendErrorKind::Unavailable(e.message.to_string()),
     }
 }
 
@@ -321,6 +324,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 422: a business rule refused the request.
     Unprocessable(String),
+    /// 429, with `Retry-After`: this client, or everybody, asked too often.
+    TooManyRequests(std::time::Duration),
     /// 503: a backend is down or refused the connection.
     Unavailable(Service),
     /// 504: a deadline passed.
@@ -370,6 +375,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -385,6 +391,10 @@ impl ApiError {
             | Self::Conflict(message)
             | Self::Unprocessable(message) => message.clone(),
             Self::PayloadTooLarge => "the request body is too large".into(),
+            Self::TooManyRequests(wait) => format!(
+                "too many requests; try again in {} s",
+                retry_after_seconds(*wait)
+            ),
             Self::Unavailable(service) => {
                 format!("the {service} service is unavailable; try again later")
             }
@@ -465,6 +475,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(RETRY_UNAVAILABLE),
             );
         }
+        if let Self::TooManyRequests(wait) = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_seconds(wait).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if let Self::Unauthenticated { invalid_token, .. } = self {
             let challenge = if invalid_token {
                 "Bearer error=\"invalid_token\""
@@ -499,6 +514,8 @@ pub enum OAuthError {
     Backend(ApiError),
     /// 429 with `Retry-After`: too many failed logins for this username from this client.
     SlowDown(std::time::Duration),
+    /// 429 with `Retry-After`: this client, or everybody, asked for tokens too often.
+    RateLimited(std::time::Duration),
     /// 500.
     Internal,
 }
@@ -517,7 +534,7 @@ fn retry_after_seconds(wait: std::time::Duration) -> u64 {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let retry_after = match &self {
-            Self::SlowDown(wait) => {
+            Self::SlowDown(wait) | Self::RateLimited(wait) => {
                 HeaderValue::from_str(&retry_after_seconds(*wait).to_string()).ok()
             }
             Self::Backend(ApiError::Unavailable(_)) => {
@@ -561,6 +578,14 @@ impl IntoResponse for OAuthError {
                 "slow_down",
                 format!(
                     "too many failed logins; try again in {} s",
+                    retry_after_seconds(wait)
+                ),
+            ),
+            Self::RateLimited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!(
+                    "too many token requests; try again in {} s",
                     retry_after_seconds(wait)
                 ),
             ),

@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod input;
 pub mod metrics;
 pub mod oauth;
+pub mod rate_limit;
 pub mod readiness;
 pub mod routes;
 mod server;
@@ -46,6 +47,7 @@ use crate::{
     configuration::GatewayConfig,
     errors::ApiError,
     oauth::{Clients, OAuth, OAuthSetupError, TokenIssuer},
+    rate_limit::RateLimits,
     readiness::Readiness,
     throttle::LoginThrottle,
 };
@@ -83,6 +85,7 @@ pub struct SharedState {
     pub clients: Arc<Clients>,
     pub readiness: Readiness,
     pub login_throttle: Arc<LoginThrottle>,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -137,6 +140,7 @@ impl Application {
             clients: oauth.clients,
             readiness: readiness.clone(),
             login_throttle: Arc::new(LoginThrottle::new(settings.login_throttle.clone())),
+            rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
         }));
         let router = router(state, &settings);
         Ok(Self {

@@ -329,6 +329,13 @@ pub async fn token_endpoint(
     client_address: Option<axum::Extension<ClientAddress>>,
     body: Bytes,
 ) -> Result<TokenResponse, OAuthError> {
+    // Before anything that costs: the client's secret is an Argon2 check.
+    let client_ip = client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip());
+    state
+        .rate_limits
+        .token
+        .admit(client_ip, std::time::Instant::now())
+        .map_err(OAuthError::RateLimited)?;
     let query = query.unwrap_or_default();
     let mut sources = vec![query.as_bytes()];
     if method == Method::POST {
@@ -373,7 +380,7 @@ pub async fn token_endpoint(
         state: &state,
         client,
         call,
-        client_ip: client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip()),
+        client_ip,
     };
     match grant {
         GRANT_PASSWORD => grants.password(&params).await,

@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use gateway::{
-    configuration::GatewayConfig,
+    configuration::{GatewayConfig, RateLimitConfig},
     testing::{Rest, cheap_client_hash, cheap_password_hashing, static_site},
 };
 use platform::{
@@ -60,6 +60,8 @@ pub struct StackOptions {
     pub otlp_endpoint: String,
     /// Give every program a metrics listener (`[metrics] listen`) on a free port.
     pub metrics: bool,
+    /// The gateway's `[rate_limits]`.
+    pub rate_limits: fn() -> RateLimitConfig,
 }
 
 impl Default for StackOptions {
@@ -75,6 +77,7 @@ impl Default for StackOptions {
             adjust_payment: |_| {},
             otlp_endpoint: String::new(),
             metrics: false,
+            rate_limits: RateLimitConfig::generous,
         }
     }
 }
@@ -376,6 +379,9 @@ impl Stack {
         config.server.handshake_timeout_ms = 2_000;
         config.log = self.log();
         config.metrics = self.metrics();
+        // The tests register and log in many users from one address (reliability/tests/
+        // rate_limits.rs sets its own limits).
+        config.rate_limits = (self.options.rate_limits)();
         config.oauth.private_key_path = self.keys.private_key_path();
         config.account.client.hostport = self.addresses(Kind::Account);
         config.warehouse.client.hostport = self.addresses(Kind::Warehouse);

@@ -1,5 +1,7 @@
 //! `/restful/accounts`: read one's own account (or any, as an administrator), register, update.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use axum::{Json, extract::State, http::Method};
 use rpc_idl::account::Account;
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,7 @@ use crate::{
     backends::{NewAccount, ProfileUpdate},
     errors::{ApiError, FieldError},
     input::{JsonBody, PathParam, lenient_i64, lenient_string, non_blank},
+    throttle::ClientAddress,
 };
 
 pub fn routes(table: RouteTable) -> RouteTable {
@@ -190,9 +193,17 @@ async fn get_account(
 
 async fn register(
     State(state): State<AppState>,
+    client_address: Option<axum::Extension<ClientAddress>>,
     public: Public,
     JsonBody(body): JsonBody<AccountBody>,
 ) -> Result<Json<CommandResult>, ApiError> {
+    // Each registration is an Argon2 hash in the account service.
+    let client = client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip());
+    state
+        .rate_limits
+        .registration
+        .admit(client, std::time::Instant::now())
+        .map_err(ApiError::TooManyRequests)?;
     let account = body.into_new_account()?;
     let created = state.backends.account.create(&public.call, account).await?;
     tracing::info!(account_id = created.id, "account registered");

@@ -45,6 +45,7 @@ pub fn cheap_password_hashing() -> account::configuration::HashingConfig {
         iterations: 1,
         parallelism: 1,
         max_concurrent: 4,
+        max_queued: 64,
     }
 }
 

@@ -207,6 +207,8 @@ pub fn gateway_config(
     config.warehouse.client.hostport = vec![warehouse.to_string()];
     config.payment.client.hostport = vec![payment.to_string()];
     config.discovery.health_check_seconds = 1;
+    // Many registrations and logins from one address (tests of the limits set their own).
+    config.rate_limits = gateway::configuration::RateLimitConfig::generous();
     // The same clients and secrets as the development defaults, with cheap hashes.
     for client in &mut config.oauth.clients {
         client.secret_hash = cheap_client_hash(&client.id, "payment_service_dev_secret");

@@ -22,6 +22,9 @@ pub enum AccountError {
     /// The same for an unknown user and a wrong password.
     #[error("bad credentials")]
     BadCredentials,
+    /// Too much password hashing is waiting; nothing was done.
+    #[error("the service is overloaded; try again shortly")]
+    Busy,
     /// Something that is not the caller's fault; details go to the log, not to the caller.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -46,7 +49,10 @@ impl From<StoreError> for AccountError {
 
 impl From<HashError> for AccountError {
     fn from(error: HashError) -> Self {
-        AccountError::Internal(error.into())
+        match error {
+            HashError::Busy => AccountError::Busy,
+            other => AccountError::Internal(other.into()),
+        }
     }
 }
 

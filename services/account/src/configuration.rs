@@ -117,9 +117,14 @@ pub struct HashingConfig {
     pub iterations: u32,
     /// Lanes (at least 1).
     pub parallelism: u32,
-    /// How many hashes may run at once. Each takes `memory_kib` of memory and a CPU core, so a
-    /// burst of logins queues here instead of exhausting the machine.
+    /// How many password checks (logins) may run at once. Each takes `memory_kib` of memory and a
+    /// CPU core, so a burst of logins queues here instead of exhausting the machine. New hashes
+    /// (registrations, password changes) have half as many of their own, so a flood of them
+    /// cannot starve logins.
     pub max_concurrent: usize,
+    /// How many checks, and how many new hashes, may wait for their turn; more are refused at
+    /// once (`Overloaded`; the gateway answers 503 with `Retry-After`).
+    pub max_queued: usize,
 }
 
 impl Default for HashingConfig {
@@ -129,6 +134,7 @@ impl Default for HashingConfig {
             iterations: 2,
             parallelism: 1,
             max_concurrent: 4,
+            max_queued: 64,
         }
     }
 }

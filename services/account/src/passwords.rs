@@ -1,7 +1,10 @@
 //! Password hashing with Argon2id.
 //!
 //! Hashing is deliberately slow and memory-hungry, so it runs on Tokio's blocking pool (never on
-//! the threads that serve requests), and a semaphore caps how many hashes run at once. Checking
+//! the threads that serve requests), in two lanes: password checks (logins) and new hashes
+//! (registrations, password changes). Each lane caps how many run at once and how many may wait;
+//! one more is refused at once ([`HashError::Busy`]), so a flood of registrations gets fast
+//! refusals and cannot make logins wait behind it. Checking
 //! credentials for an unknown user verifies against a dummy hash made with the same parameters,
 //! so that answer takes as long as a wrong password and does not reveal which usernames exist.
 //! The dummy hash is made once, in the background after start-up (see
@@ -15,7 +18,9 @@ use argon2::{
     password_hash::{self, PasswordHasher as _, PasswordVerifier as _, SaltString},
 };
 use rand::{RngCore, rngs::OsRng};
-use tokio::sync::{OnceCell, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::{configuration::HashingConfig, domain::Password};
 
@@ -57,13 +62,17 @@ pub enum HashError {
     Task(#[from] tokio::task::JoinError),
     #[error("the password hasher is shut down")]
     Closed,
+    /// More work is waiting than the lane takes; nothing was done.
+    #[error("too many password hashes are waiting")]
+    Busy,
 }
 
 /// Hashes and verifies passwords. Cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    checks: Lane,
+    new_hashes: Lane,
     /// Verified against when the user does not exist; made once, see [`Self::dummy`].
     dummy: Arc<OnceCell<PasswordHash>>,
 }
@@ -79,10 +88,11 @@ impl PasswordHasher {
         )
         .map_err(HashError::Parameters)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let checks = config.max_concurrent.max(1);
         Ok(Self {
             argon2,
-            permits,
+            checks: Lane::new("check", checks, config.max_queued),
+            new_hashes: Lane::new("new_hash", checks.div_ceil(2), config.max_queued),
             dummy: Arc::new(OnceCell::new()),
         })
     }
@@ -116,7 +126,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let argon2 = self.argon2.clone();
         let password = password.clone();
-        self.run_blocking(move || {
+        self.run_blocking(&self.new_hashes, move || {
             let salt = SaltString::generate(&mut OsRng);
             argon2
                 .hash_password(password.expose(), &salt)
@@ -141,7 +151,7 @@ impl PasswordHasher {
         let argon2 = self.argon2.clone();
         let password = password.clone();
         let matches = self
-            .run_blocking(move || {
+            .run_blocking(&self.checks, move || {
                 let parsed =
                     password_hash::PasswordHash::new(&hash.0).map_err(HashError::Malformed)?;
                 // The parameters come from the stored hash, so hashes made before a parameter
@@ -158,12 +168,10 @@ impl PasswordHasher {
 
     async fn run_blocking<T: Send + 'static>(
         &self,
+        lane: &Lane,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Closed)?;
+        let permit = lane.enter().await?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let outcome = work();
@@ -173,6 +181,52 @@ impl PasswordHasher {
             outcome
         })
         .await?
+    }
+}
+
+/// One kind of hashing work's share: at most `running` at once and `max_queued` waiting.
+#[derive(Clone)]
+struct Lane {
+    name: &'static str,
+    permits: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+}
+
+impl Lane {
+    fn new(name: &'static str, running: usize, max_queued: usize) -> Self {
+        Self {
+            name,
+            permits: Arc::new(Semaphore::new(running.max(1))),
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued,
+        }
+    }
+
+    /// A turn to run, at once or after waiting; [`HashError::Busy`] when the queue is full.
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, HashError> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("account_hashing_refused_total", "lane" => self.name).increment(1);
+            return Err(HashError::Busy);
+        }
+        // Leaves the queue however the wait ends (a turn, a shutdown, a caller that gave up).
+        let _waiting = Waiting(Arc::clone(&self.queued));
+        Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Closed)
+    }
+}
+
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -186,7 +240,33 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             max_concurrent: 2,
+            max_queued: 8,
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_lane_refuses_at_once_and_the_other_lane_is_not_affected() {
+        let new_hashes = Lane::new("new_hash", 1, 1);
+        let checks = Lane::new("check", 1, 1);
+        let running = new_hashes.enter().await.expect("a turn");
+        let queued = tokio::spawn({
+            let lane = new_hashes.clone();
+            async move { lane.enter().await.map(drop) }
+        });
+        // Wait until the spawned one is queued.
+        while new_hashes.queued.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(new_hashes.enter().await, Err(HashError::Busy)));
+        // Logins have their own lane.
+        drop(checks.enter().await.expect("a check runs"));
+        drop(running);
+        queued
+            .await
+            .expect("task")
+            .expect("the queued one gets its turn");
+        assert_eq!(new_hashes.queued.load(Ordering::Acquire), 0);
+        drop(new_hashes.enter().await.expect("room again"));
     }
 
     #[tokio::test]

@@ -257,6 +257,7 @@ enum Refusal {
     Invalid(ValidationErrors),
     Conflict(UniqueField),
     BadCredentials,
+    Busy,
     /// Already logged; the caller learns only that it failed.
     Internal,
 }
@@ -273,6 +274,7 @@ impl From<AccountError> for Refusal {
             AccountError::Conflict(field) => Refusal::Conflict(field),
             AccountError::NotFound => Refusal::NotFound,
             AccountError::BadCredentials => Refusal::BadCredentials,
+            AccountError::Busy => Refusal::Busy,
             AccountError::Internal(error) => {
                 tracing::error!(%error, "account operation failed");
                 Refusal::Internal
@@ -361,6 +363,7 @@ impl DeclaredExceptions for wire::AccountServiceCreateAccountException {
         Ok(match refusal {
             Refusal::Invalid(errors) => Self::InvalidInput(invalid_input(&errors)),
             Refusal::Conflict(field) => Self::Conflict(conflict(field)),
+            Refusal::Busy => Self::Overloaded(overloaded()),
             other => return Err(other),
         })
     }
@@ -376,6 +379,7 @@ impl DeclaredExceptions for wire::AccountServiceUpdateAccountException {
             Refusal::PermissionDenied(message) => {
                 Self::PermissionDenied(permission_denied(message))
             }
+            Refusal::Busy => Self::Overloaded(overloaded()),
             other => return Err(other),
         })
     }
@@ -391,8 +395,15 @@ impl DeclaredExceptions for wire::AccountServiceCheckCredentialsException {
             Refusal::PermissionDenied(message) => {
                 Self::PermissionDenied(permission_denied(message))
             }
+            Refusal::Busy => Self::Overloaded(overloaded()),
             other => return Err(other),
         })
+    }
+}
+
+fn overloaded() -> wire::Overloaded {
+    wire::Overloaded {
+        message: FastStr::from_static_str("the service is overloaded; try again shortly"),
     }
 }
 

@@ -79,6 +79,7 @@ pub fn fast_hashing() -> HashingConfig {
         iterations: 1,
         parallelism: 1,
         max_concurrent: 4,
+        max_queued: 64,
     }
 }
 
@@ -365,6 +366,7 @@ impl ExceptionKind for AccountServiceCreateAccountException {
         match self {
             Self::InvalidInput(_) => "InvalidInput",
             Self::Conflict(_) => "Conflict",
+            Self::Overloaded(_) => "Overloaded",
         }
     }
 }
@@ -377,6 +379,7 @@ impl ExceptionKind for AccountServiceUpdateAccountException {
             Self::NotFound(_) => "NotFound",
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::PermissionDenied(_) => "PermissionDenied",
+            Self::Overloaded(_) => "Overloaded",
         }
     }
 }
@@ -387,6 +390,7 @@ impl ExceptionKind for AccountServiceCheckCredentialsException {
             Self::BadCredentials(_) => "BadCredentials",
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::PermissionDenied(_) => "PermissionDenied",
+            Self::Overloaded(_) => "Overloaded",
         }
     }
 }
