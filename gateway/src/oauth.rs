@@ -9,11 +9,7 @@
 //! in every service. During a key rotation the gateway also accepts the tokens of the keys in
 //! `[oauth] trusted_public_key_paths`.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv4Addr},
-    sync::Arc,
-};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::{
@@ -330,11 +326,11 @@ pub async fn token_endpoint(
     body: Bytes,
 ) -> Result<TokenResponse, OAuthError> {
     // Before anything that costs: the client's secret is an Argon2 check.
-    let client_ip = client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip());
+    let client_ip = ClientAddress::ip_of(client_address);
     state
         .rate_limits
         .token
-        .admit(client_ip, std::time::Instant::now())
+        .admit_now(client_ip)
         .map_err(OAuthError::RateLimited)?;
     let query = query.unwrap_or_default();
     let mut sources = vec![query.as_bytes()];

@@ -107,6 +107,11 @@ impl RateLimit {
         }
     }
 
+    /// [`Self::admit`] at the current time.
+    pub fn admit_now(&self, client: IpAddr) -> Result<(), Duration> {
+        self.admit(client, Instant::now())
+    }
+
     /// Admits one request from `client`, or answers how long it should wait.
     pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let Ok(mut state) = self.state.lock() else {

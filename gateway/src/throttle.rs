@@ -37,6 +37,12 @@ use crate::{
 pub struct ClientAddress(pub SocketAddr);
 
 impl ClientAddress {
+    /// The client's IP address from a request's extensions (unspecified when the server did not
+    /// say, as in a test calling a handler directly).
+    pub fn ip_of(address: Option<axum::Extension<ClientAddress>>) -> IpAddr {
+        address.map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip())
+    }
+
     /// The client of a request with `headers` that arrived from `peer`.
     pub fn of(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &[TrustedNetwork]) -> Self {
         let client = forwarded::client_ip(peer.ip(), headers, trusted_proxies);

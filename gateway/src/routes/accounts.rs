@@ -1,7 +1,5 @@
 //! `/restful/accounts`: read one's own account (or any, as an administrator), register, update.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use axum::{Json, extract::State, http::Method};
 use rpc_idl::account::Account;
 use serde::{Deserialize, Serialize};
@@ -198,11 +196,10 @@ async fn register(
     JsonBody(body): JsonBody<AccountBody>,
 ) -> Result<Json<CommandResult>, ApiError> {
     // Each registration is an Argon2 hash in the account service.
-    let client = client_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0.ip());
     state
         .rate_limits
         .registration
-        .admit(client, std::time::Instant::now())
+        .admit_now(ClientAddress::ip_of(client_address))
         .map_err(ApiError::TooManyRequests)?;
     let account = body.into_new_account()?;
     let created = state.backends.account.create(&public.call, account).await?;
