@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline checks of the Kubernetes deployment: deploy/ (kustomize base and overlays), skaffold.yaml
-# and docker/*.Dockerfile. Nothing here contacts a cluster or a Docker engine; see
+# and docker/Dockerfile. Nothing here contacts a cluster or a Docker engine; see
 # docs/KUBERNETES.md. The Rust side (the TOML in every ConfigMap parsed by the programs' real
 # config types, ports, probes and backend addresses) is `cargo test -p bookstore --test
 # deploy_manifests`, which runs with the rest of the tests.
@@ -74,7 +74,7 @@ for dir in "${overlays[@]}"; do
   fi
 done
 run "check-jsonschema skaffold.yaml" "$venv/bin/check-jsonschema" --schemafile "$schema" skaffold.yaml
-run "hadolint docker/*.Dockerfile" "$venv/bin/hadolint" docker/*.Dockerfile
+run "hadolint docker/Dockerfile" "$venv/bin/hadolint" docker/Dockerfile
 run "crosscheck.py" "$venv/bin/python" deploy/crosscheck.py "$repo" "${rendered[@]}"
 
 echo

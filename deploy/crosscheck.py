@@ -65,34 +65,46 @@ def check_skaffold(root: str, skaffold: dict, report: Report) -> None:
         if not os.path.isfile(os.path.join(root, path, "kustomization.yaml")):
             report.error(where, f"kustomize path {path} has no kustomization.yaml")
     members = workspace_members(root, report)
+    checked: set[str] = set()
     for artifact in build.get("artifacts") or []:
         image = artifact.get("image", "")
         context = os.path.join(root, artifact.get("context", "."))
-        dockerfile = (artifact.get("docker") or {}).get("dockerfile", "Dockerfile")
+        docker = artifact.get("docker") or {}
+        dockerfile = docker.get("dockerfile", "Dockerfile")
         path = os.path.join(context, dockerfile)
         if os.path.normpath(context) != os.path.normpath(root):
             report.error(where, f"artifact {image}: context must be the repository root (the Cargo workspace)")
         if not os.path.isfile(path):
             report.error(where, f"artifact {image}: dockerfile {dockerfile} does not exist")
             continue
-        check_dockerfile(path, image.rsplit("/", 1)[-1], members, report)
+        program = (docker.get("buildArgs") or {}).get("PROGRAM")
+        if program != image.rsplit("/", 1)[-1]:
+            report.error(where, f"artifact {image}: buildArgs.PROGRAM is {program!r}, not the image's program")
+        elif not any(m.rsplit("/", 1)[-1] == program for m in members):
+            report.error(where, f"artifact {image}: PROGRAM {program} is not a workspace member")
+        if path not in checked:
+            checked.add(path)
+            check_dockerfile(path, report)
 
 
-def check_dockerfile(path: str, program: str, members: list[str], report: Report) -> None:
+def check_dockerfile(path: str, report: Report) -> None:
+    """The one recipe: manifests found rather than listed, the package named by PROGRAM built
+    and run in exec form as PID 1, a numeric non-root user."""
     where = os.path.relpath(path)
     with open(path, encoding="utf-8") as f:
         text = f.read()
     # Join continuation lines so each instruction is one line.
     lines = [line.strip() for line in text.replace("\\\n", " ").splitlines()]
     instructions = [line for line in lines if line and not line.startswith("#")]
-    for member in members:
-        if not any(re.fullmatch(rf"COPY\s+{re.escape(member)}/Cargo\.toml\s+\S+", i) for i in instructions):
-            report.error(where, f"does not copy {member}/Cargo.toml before fetching (workspace member)")
-    if not any(re.search(rf"cargo build\b.*\s-p\s+{re.escape(program)}(\s|$)", i) for i in instructions):
-        report.error(where, f"does not build package {program} (`cargo build ... -p {program}`)")
+    if not any("find . -name Cargo.toml" in i for i in instructions) or not any(i.startswith("RUN cargo fetch --locked") for i in instructions):
+        report.error(where, "the dependency stage must fetch with every workspace manifest (found with `find . -name Cargo.toml`), so that no member list can go stale")
+    if not any(re.search(r'cargo build\b.*\s-p\s+"\$PROGRAM"', i) for i in instructions):
+        report.error(where, 'does not build the package named by PROGRAM (`cargo build ... -p "$PROGRAM"`)')
+    if sum(1 for i in instructions if i == "ARG PROGRAM") < 2:
+        report.error(where, "needs ARG PROGRAM in the build stage and in the final stage")
     entrypoints = [i for i in instructions if i.startswith("ENTRYPOINT")]
-    if entrypoints != [f'ENTRYPOINT ["/usr/local/bin/{program}"]']:
-        report.error(where, f'needs exactly ENTRYPOINT ["/usr/local/bin/{program}"] (exec form, program as PID 1), got {entrypoints}')
+    if entrypoints != ['ENTRYPOINT ["/usr/local/bin/program"]']:
+        report.error(where, f'needs exactly ENTRYPOINT ["/usr/local/bin/program"] (exec form, program as PID 1), got {entrypoints}')
     users = [i.split()[1] for i in instructions if i.startswith("USER ")]
     if not users or not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", users[-1]):
         report.error(where, "the final stage must end as a numeric non-root USER (runAsNonRoot can only verify numbers)")

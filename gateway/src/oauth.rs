@@ -22,7 +22,7 @@ use axum::{
 use base64::Engine;
 use ed25519_dalek::{SigningKey, pkcs8::DecodePrivateKey};
 use platform::{
-    token_keys::read_public_key,
+    token_keys::{JwkSet, read_public_key},
     tokens::{Caller, Claims, SCOPE_SERVICE, TokenError, TokenSigner, TokenUse, TokenVerifier},
 };
 use serde::Serialize;
@@ -62,6 +62,8 @@ pub enum OAuthSetupError {
 /// Signs and verifies every token the gateway deals with.
 pub struct TokenIssuer {
     signer: TokenSigner,
+    /// The signing key's public half first, then the other trusted keys of a rotation.
+    public_keys: JwkSet,
     verifier: TokenVerifier,
     issuer: String,
     access_seconds: i64,
@@ -90,6 +92,7 @@ impl TokenIssuer {
         }
         Ok(Self {
             signer: TokenSigner::new(&key)?,
+            public_keys: JwkSet::of(&trusted),
             verifier: TokenVerifier::new(trusted, &config.issuer),
             issuer: config.issuer.clone(),
             access_seconds: config.access_token_seconds,
@@ -100,6 +103,11 @@ impl TokenIssuer {
 
     pub fn verify_access(&self, token: &str) -> Result<Caller, TokenError> {
         self.verifier.verify_access(token)
+    }
+
+    /// The public keys tokens are verified with, as a JSON Web Key Set.
+    pub fn public_keys(&self) -> &JwkSet {
+        &self.public_keys
     }
 
     fn claims(&self, subject: Subject<'_>, token_use: TokenUse, seconds: i64) -> Claims {

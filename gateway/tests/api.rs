@@ -682,6 +682,34 @@ async fn input_is_lenient_but_malformed_or_oversized_bodies_are_refused() {
 }
 
 #[tokio::test]
+async fn the_published_key_set_verifies_the_tokens_the_gateway_signs() {
+    let stack = Stack::start().await;
+    let http = &stack.http;
+    let published = http.get("/.well-known/jwks.json", None).await.expect(200);
+    assert!(published.header("cache-control").contains("max-age"));
+    // What an outside verifier does: parse the set, pick the key the token names, verify.
+    let keys: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_slice(&published.body).expect("a JSON Web Key Set");
+    let token = http.admin_token().await;
+    let kid = jsonwebtoken::decode_header(&token)
+        .expect("header")
+        .kid
+        .expect("tokens name their key");
+    let key = keys.find(&kid).expect("the signing key is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(key).expect("an Ed25519 key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&["bookstore"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
+        .expect("the token verifies with the published key")
+        .claims;
+    assert_eq!(claims["user_name"], "icyfenix");
+    // A token signed by anyone else does not.
+    let forged = platform::testing::TestKeys::new().token(platform::testing::TestIdentity::Admin);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(&forged, &key, &validation).is_err());
+    stack.shut_down().await;
+}
+
+#[tokio::test]
 async fn operations_endpoints_and_the_openapi_document_match_the_server() {
     let stack = Stack::start().await;
     let http = &stack.http;

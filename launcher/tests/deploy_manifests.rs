@@ -164,15 +164,16 @@ fn check_program(
     problems.check(replicas == want_replicas, || {
         format!("{name}: {replicas} replicas, expected {want_replicas} ({variant:?})")
     });
-    let dockerfile = format!("docker/{name}.Dockerfile");
-    match skaffold.image_for(&dockerfile) {
+    match skaffold.image_for(name) {
         Some(image) => problems.check(container.image == image, || {
             format!(
-                "{name}: image {} is not the skaffold artifact {image} built from {dockerfile}, so skaffold would not deploy what it builds",
+                "{name}: image {} is not the skaffold artifact {image} built with PROGRAM={name}, so skaffold would not deploy what it builds",
                 container.image
             )
         }),
-        None => problems.add(format!("{name}: skaffold.yaml builds nothing from {dockerfile}")),
+        None => problems.add(format!(
+            "{name}: skaffold.yaml builds no image with PROGRAM={name}"
+        )),
     }
     let labels = &deployment.spec.template.metadata.labels;
     problems.check(
@@ -849,8 +850,11 @@ struct SkaffoldArtifact {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct SkaffoldDocker {
     dockerfile: String,
+    #[serde(default)]
+    build_args: std::collections::BTreeMap<String, String>,
 }
 
 impl Skaffold {
@@ -860,14 +864,16 @@ impl Skaffold {
         serde_yaml_ng::from_str(&text).expect("parse skaffold.yaml")
     }
 
-    fn image_for(&self, dockerfile: &str) -> Option<&str> {
+    /// The image built from docker/Dockerfile with `PROGRAM` = `program`.
+    fn image_for(&self, program: &str) -> Option<&str> {
         self.build
             .artifacts
             .iter()
             .find(|a| {
-                a.docker
-                    .as_ref()
-                    .is_some_and(|d| d.dockerfile == dockerfile)
+                a.docker.as_ref().is_some_and(|d| {
+                    d.dockerfile == "docker/Dockerfile"
+                        && d.build_args.get("PROGRAM").map(String::as_str) == Some(program)
+                })
             })
             .map(|a| a.image.as_str())
     }

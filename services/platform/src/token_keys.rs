@@ -6,6 +6,9 @@
 //! is derived from the public key alone, so the gateway (which holds the private key) and every
 //! service (which hold only the public key) compute the same id without sharing anything else:
 //! base64url, unpadded, of the first 12 bytes of the SHA-256 of the raw 32-byte public key.
+//!
+//! [`JwkSet`] publishes the public keys as a JSON Web Key Set (RFC 7517, with RFC 8037's `OKP`
+//! keys for Ed25519), which the gateway serves at `/.well-known/jwks.json` for outside verifiers.
 
 use std::path::Path;
 
@@ -61,6 +64,49 @@ pub(crate) fn key_format(path: &Path, error: TokenError) -> TokenError {
     TokenError::KeyFormat {
         path: path.display().to_string(),
         message: error.to_string(),
+    }
+}
+
+/// A JSON Web Key Set of Ed25519 public keys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// One Ed25519 public key as a JSON Web Key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Jwk {
+    /// `OKP` (octet key pair).
+    pub kty: &'static str,
+    /// `Ed25519`.
+    pub crv: &'static str,
+    /// The raw 32-byte public key, base64url without padding.
+    pub x: String,
+    /// The key id tokens signed with it carry ([`key_id`]).
+    pub kid: String,
+    /// `EdDSA`.
+    pub alg: &'static str,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+}
+
+impl JwkSet {
+    /// The set of `keys`, in the order given (the current key first).
+    pub fn of<'a>(keys: impl IntoIterator<Item = &'a VerifyingKey>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|key| Jwk {
+                    kty: "OKP",
+                    crv: "Ed25519",
+                    x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+                    kid: key_id(key),
+                    alg: "EdDSA",
+                    use_: "sig",
+                })
+                .collect(),
+        }
     }
 }
 
