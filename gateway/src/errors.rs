@@ -211,7 +211,7 @@ impl BackendErrorKind {
 }
 
 /// The transport failure behind a locally made status, if that is what it is.
-fn transport_failure(status: &Status) -> Option<BackendErrorKind> {
+pub(crate) fn transport_failure(status: &Status) -> Option<BackendErrorKind> {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
         if let Some(io) = error.downcast_ref::<io::Error>() {

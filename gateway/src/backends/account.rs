@@ -52,7 +52,7 @@ impl AccountBackend {
             // would report a late answer as an internal error.
             .rpc_timeout(None)
             .connect_timeout(Some(link.connect_timeout()))
-            .layer_inner(ProbeLayer)
+            .layer_inner(ProbeLayer::ejecting_from(link.discover.clone()))
             .build();
         Self { link, client }
     }

@@ -38,7 +38,7 @@ pub(crate) fn service_client<IL, OL, Mk, LB, D, Req, Resp>(
     link: &Link,
     builder: ClientBuilder<IL, OL, Mk, LbConfig<LB, D>, Req, Resp>,
 ) -> ClientBuilder<Stack<ProbeLayer, IL>, OL, Mk, OverDiscovery, Req, Resp> {
-    over_discovery(link, builder).layer_inner(ProbeLayer)
+    over_discovery(link, builder).layer_inner(ProbeLayer::ejecting_from(link.discover.clone()))
 }
 
 fn over_discovery<IL, OL, Mk, LB, D, Req, Resp>(

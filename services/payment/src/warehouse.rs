@@ -251,10 +251,14 @@ impl WarehouseClient {
                 break;
             }
             tracing::debug!(%address, "warehouse unavailable; asking another replica");
-            let pinned = self.client_of(address);
+            let pinned = self.client_of(address.clone());
             outcome = self
                 .call(method, request_id, request.clone(), &pinned, &rpc)
                 .await;
+            if matches!(outcome, Err(WarehouseError::Unavailable(_))) {
+                // This replica failed too: out of the balancer's list for a while.
+                self.discover.eject(&address);
+            }
         }
         outcome
     }

@@ -4,13 +4,20 @@
 //!
 //! This is how the gateway follows `[account.client] hostport = [...]` edits without a restart:
 //! requests in flight keep their connections; new requests pick from the new list.
+//!
+//! An address that refuses connections or resets them (a replica that crashed or was OOM-killed,
+//! before DNS or readiness has dropped it) can be *ejected* ([`DnsDiscover::eject`]): it leaves
+//! the list for a back-off period (1 s, doubling with each ejection in a row, at most 30 s) and
+//! comes back on its own, to be ejected again if it still fails, as Envoy's and Linkerd's
+//! outlier detection do. The last address is never ejected: with nothing else to try, a dead
+//! backend must fail its calls fast rather than leave an empty list.
 
 use std::{
     collections::{BTreeSet, HashMap},
     convert::Infallible,
     net::SocketAddr,
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 use async_broadcast::{InactiveReceiver, Receiver, Sender};
@@ -22,6 +29,19 @@ use volo::{
     net::Address,
 };
 
+/// The first ejection of an address; each further one in a row doubles it, up to the maximum.
+const EJECTION_BASE: Duration = Duration::from_secs(1);
+const EJECTION_MAX: Duration = Duration::from_secs(30);
+/// An address back for this long without being ejected again starts from the first period.
+const EJECTION_MEMORY: Duration = Duration::from_secs(60);
+
+/// An address out of the list until `until`; its `strikes`-th ejection in a row.
+#[derive(Debug, Clone, Copy)]
+struct Ejection {
+    until: Instant,
+    strikes: u32,
+}
+
 /// How long one DNS lookup may take before the previous answer is kept.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -32,7 +52,11 @@ pub struct DnsDiscover {
 }
 
 struct Inner {
+    /// What calls are spread over: `resolved` minus the ejected addresses.
     instances: RwLock<Vec<Arc<Instance>>>,
+    /// What DNS (or the fixed list) says.
+    resolved: RwLock<Vec<Arc<Instance>>>,
+    ejected: Mutex<HashMap<Address, Ejection>>,
     changes: Sender<Change<()>>,
     /// Keeps the broadcast channel open while no load balancer listens yet.
     _keep_open: InactiveReceiver<Change<()>>,
@@ -53,7 +77,9 @@ impl DnsDiscover {
         let initial = resolve_all(&configured, &mut known).await;
         let discover = Self {
             inner: Arc::new(Inner {
-                instances: RwLock::new(initial),
+                instances: RwLock::new(initial.clone()),
+                resolved: RwLock::new(initial),
+                ejected: Mutex::new(HashMap::new()),
                 changes,
                 _keep_open: receiver.deactivate(),
             }),
@@ -79,10 +105,14 @@ impl DnsDiscover {
 
     /// A discover over fixed addresses (tests, and callers that resolved already).
     pub fn fixed(addresses: &[SocketAddr]) -> Self {
-        let (changes, receiver) = async_broadcast::broadcast(1);
+        let (mut changes, receiver) = async_broadcast::broadcast(16);
+        changes.set_overflow(true);
+        let instances: Vec<_> = addresses.iter().copied().map(instance).collect();
         Self {
             inner: Arc::new(Inner {
-                instances: RwLock::new(addresses.iter().copied().map(instance).collect()),
+                instances: RwLock::new(instances.clone()),
+                resolved: RwLock::new(instances),
+                ejected: Mutex::new(HashMap::new()),
                 changes,
                 _keep_open: receiver.deactivate(),
             }),
@@ -102,7 +132,75 @@ impl DnsDiscover {
             .unwrap_or_default()
     }
 
-    fn publish(&self, next: Vec<Arc<Instance>>) {
+    /// Takes `address` out of the list for a while (see the module documentation), because a
+    /// call to it found nobody there. Does nothing for an address not in the list, or for the
+    /// last one.
+    pub fn eject(&self, address: &Address) {
+        let now = Instant::now();
+        let period = {
+            let Ok(mut ejected) = self.inner.ejected.lock() else {
+                return;
+            };
+            let listed = self.read();
+            if !listed.iter().any(|i| &i.address == address) || listed.len() < 2 {
+                return;
+            }
+            let strikes = match ejected.get(address) {
+                Some(last) if now < last.until + EJECTION_MEMORY => last.strikes + 1,
+                _ => 1,
+            };
+            let period = EJECTION_BASE
+                .saturating_mul(1 << (strikes - 1).min(5))
+                .min(EJECTION_MAX);
+            ejected.insert(
+                address.clone(),
+                Ejection {
+                    until: now + period,
+                    strikes,
+                },
+            );
+            period
+        };
+        tracing::warn!(%address, ?period, "backend address ejected: it refused or dropped a call");
+        metrics::counter!("discovery_ejections_total").increment(1);
+        self.refresh();
+        let discover = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(period).await;
+            discover.refresh();
+        });
+    }
+
+    /// Republishes what DNS said, minus the addresses still ejected.
+    fn refresh(&self) {
+        let resolved = self
+            .inner
+            .resolved
+            .read()
+            .map(|list| list.clone())
+            .unwrap_or_default();
+        self.publish(resolved);
+    }
+
+    /// Publishes `resolved` (DNS's answer) minus the ejected addresses, unless that leaves none.
+    fn publish(&self, resolved: Vec<Arc<Instance>>) {
+        if let Ok(mut list) = self.inner.resolved.write() {
+            list.clone_from(&resolved);
+        }
+        let now = Instant::now();
+        let healthy: Vec<Arc<Instance>> = match self.inner.ejected.lock() {
+            Ok(ejected) => resolved
+                .iter()
+                .filter(|i| ejected.get(&i.address).is_none_or(|e| e.until <= now))
+                .cloned()
+                .collect(),
+            Err(_) => resolved.clone(),
+        };
+        let next = if healthy.is_empty() {
+            resolved
+        } else {
+            healthy
+        };
         let previous = self.read();
         let (change, changed) = diff_address((), previous, next.clone());
         if !changed {
@@ -164,6 +262,29 @@ async fn resolve_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_ejected_address_leaves_the_list_for_a_while_but_never_the_last_one() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1001".parse().expect("a"),
+            "127.0.0.1:1002".parse().expect("b"),
+        );
+        let discover = DnsDiscover::fixed(&[a, b]);
+        let mut changes = discover.watch(None).expect("a change feed");
+        discover.eject(&Address::Ip(a));
+        assert_eq!(discover.addresses(), vec![Address::Ip(b)]);
+        assert!(changes.try_recv().is_ok(), "the balancer is told");
+        // The last address stays, whatever happens to it.
+        discover.eject(&Address::Ip(b));
+        assert_eq!(discover.addresses(), vec![Address::Ip(b)]);
+        // Back after the first period (one second).
+        tokio::time::sleep(EJECTION_BASE + Duration::from_millis(200)).await;
+        assert_eq!(discover.addresses(), vec![Address::Ip(a), Address::Ip(b)]);
+        // A second ejection in a row lasts longer.
+        discover.eject(&Address::Ip(a));
+        tokio::time::sleep(EJECTION_BASE + Duration::from_millis(200)).await;
+        assert_eq!(discover.addresses(), vec![Address::Ip(b)]);
+    }
 
     #[tokio::test]
     async fn follows_configuration_changes_and_keeps_answers_when_dns_fails() {
