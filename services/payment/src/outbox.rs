@@ -24,6 +24,8 @@ use crate::{
 const CONCURRENCY: usize = 8;
 /// Calls read per round.
 const BATCH: i64 = 64;
+/// How often the backlog gauge (`payment_outbox_pending`) is refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Relay {
     store: Store,
@@ -129,15 +131,21 @@ impl Relay {
 
     /// Delivers due calls whenever woken, and every poll interval, until `stop` fires.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut counted = None;
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         loop {
             let round = tokio::select! {
                 _ = stop.cancelled() => break,
                 round = self.deliver_due() => round,
             };
-            match self.store.pending_calls().await {
-                Ok(pending) => metrics::gauge!("payment_outbox_pending").set(pending as f64),
-                Err(error) => tracing::debug!(%error, "cannot count the outbox backlog"),
+            // The backlog gauge: counted now and then, not on every round (a pay wakes the relay,
+            // and a query per purchase would cost every purchase).
+            if counted.is_none_or(|at: tokio::time::Instant| at.elapsed() >= BACKLOG_EVERY) {
+                counted = Some(tokio::time::Instant::now());
+                match self.store.pending_calls().await {
+                    Ok(pending) => metrics::gauge!("payment_outbox_pending").set(pending as f64),
+                    Err(error) => tracing::debug!(%error, "cannot count the outbox backlog"),
+                }
             }
             let wait = match round {
                 // A full batch: more may be due right away.
