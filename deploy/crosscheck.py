@@ -153,9 +153,14 @@ def check_rendered(path: str, skaffold: dict, report: Report) -> None:
                     report.error(name, f"ConfigMap {cm_name} key {data_key}: not valid TOML: {e}")
 
     images: set[str] = set()
+    artifacts_built = {a.get("image") for a in (skaffold.get("build") or {}).get("artifacts") or []}
+    budgets = [o for (k, ns, _), o in objects.items() if k == "PodDisruptionBudget" and ns == NAMESPACE]
     for (kind, wl_name), workload in workloads.items():
         where = f"{name}: {kind} {wl_name}"
-        images |= check_workload(where, workload, configmaps, secrets, accounts, report)
+        used = check_workload(where, workload, configmaps, secrets, accounts, report)
+        images |= used
+        if used & artifacts_built:
+            check_availability(where, workload, budgets, report)
 
     for svc_name, svc in services.items():
         check_service(f"{name}: Service {svc_name}", svc, workloads.values(), report)
@@ -214,6 +219,18 @@ def check_workload(where: str, workload: dict, configmaps: dict, secrets: dict, 
             if sleep >= grace:
                 report.error(cwhere, f"preStop sleep {sleep}s is not below terminationGracePeriodSeconds {grace}s: no time left to drain")
     return images
+
+
+def check_availability(where: str, workload: dict, budgets: list[dict], report: Report) -> None:
+    """A program's pods: a PodDisruptionBudget covers them, and they spread over nodes and zones."""
+    template = workload["spec"]["template"]
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not any(selects((b.get("spec") or {}).get("selector"), labels) for b in budgets):
+        report.error(where, "no PodDisruptionBudget selects its pods (a drain could take every replica at once)")
+    keys = {c.get("topologyKey") for c in (template.get("spec") or {}).get("topologySpreadConstraints") or []}
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+        if key not in keys:
+            report.error(where, f"no topologySpreadConstraints over {key}")
 
 
 def check_container_basics(where: str, container: dict, report: Report) -> None:
