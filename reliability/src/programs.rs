@@ -277,6 +277,8 @@ impl Program {
             .arg("--config")
             .arg(self.config.path())
             .env("NO_COLOR", "1")
+            // A start-up error is then its message, not a backtrace that hides it.
+            .env("RUST_LIB_BACKTRACE", "0")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -422,9 +424,28 @@ fn forward(
     });
 }
 
-/// A free loopback port (for a program that others must know before it starts).
+/// A free loopback port, for a program that others must know before it starts.
+///
+/// Not one the kernel hands out for port 0: between this check and the program's own bind,
+/// another test's program binding port 0 could be given the same one (seen once in CI as a
+/// gateway that could not start). Ports below the kernel's ephemeral range (32768 and up on
+/// Linux) are never handed out that way, and this process never hands one out twice.
 pub fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    const RANGE: std::ops::Range<u16> = 20_000..32_000;
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    for _ in 0..1_000 {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), RANGE);
+        if handed_out.contains(&port) {
+            continue;
+        }
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(address).is_ok() {
+            handed_out.push(port);
+            return address;
+        }
+    }
+    panic!("no free loopback port in {RANGE:?}")
 }
