@@ -58,18 +58,23 @@ async fn ping_reports_serving_until_shutdown_begins() {
     stop.cancel();
     // The pooled connection stays open during the drain; calls on it learn that the service is
     // going away, so a load balancer's probe stops sending new work.
+    // The server may also close that connection (Volo tells drained connections to go) before
+    // a ping on it answers; a new connection is then refused. Either way it takes no new work.
     let status = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let status = ping(&client).await;
-            if status != "SERVING" {
-                return status;
+            match client.ping(PingRequest {}).await {
+                Ok(answer) if answer.status != "SERVING" => return answer.status.to_string(),
+                Ok(_) => tokio::task::yield_now().await,
+                Err(_) => return "connection closed".to_owned(),
             }
-            tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("NOT_SERVING soon after shutdown began");
-    assert_eq!(status, "NOT_SERVING");
+    .expect("NOT_SERVING, or the connection closed, soon after shutdown began");
+    assert!(
+        status == "NOT_SERVING" || status == "connection closed",
+        "{status}"
+    );
 
     tokio::time::timeout(Duration::from_secs(15), running)
         .await
