@@ -24,7 +24,7 @@ use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::{SpanContext, TraceContextExt},
 };
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -109,26 +109,6 @@ pub fn current_traceparent() -> Option<String> {
     current()
         .into_iter()
         .find_map(|(key, value)| (key == TRACEPARENT).then_some(value))
-}
-
-/// Writes the current context into outgoing HTTP (or gRPC) headers.
-pub fn inject_headers(headers: &mut http::HeaderMap) {
-    if exporting() {
-        propagator().inject_context(&Span::current().context(), &mut HeaderInjector(headers));
-    }
-}
-
-/// The trace id of the current span, as 32 hex digits, when spans are exported.
-pub fn current_trace_id() -> Option<String> {
-    if !exporting() {
-        return None;
-    }
-    let context = Span::current().context();
-    let span = context.span();
-    let span_context = span.span_context();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
 }
 
 /// Makes `span` (an incoming HTTP request's) a child of the trace its headers name, or the root
