@@ -1,4 +1,4 @@
-//! SQL for accounts and their roles, one text for SQLite and PostgreSQL (through sqlx's `Any`).
+//! SQL for accounts and their roles, one text for SQLite and PostgreSQL (`platform::sql`).
 //!
 //! Uniqueness is enforced by the database's constraints, never by a read-then-write check in
 //! code, so concurrent registrations cannot both win; a violation comes back as
@@ -8,8 +8,11 @@
 
 use std::sync::Arc;
 
-use platform::{database::Database, read_cache::ReadCache};
-use sqlx::{Any, AnyConnection, Row, any::AnyRow, error::ErrorKind};
+use platform::{
+    database::{Connection, Database},
+    read_cache::ReadCache,
+    sql::{self, On, Row, SqlError},
+};
 
 use crate::{
     domain::{Account, NewAccount, ProfileUpdate, Role, UniqueField, Username},
@@ -20,15 +23,15 @@ use crate::{
 pub enum StoreError {
     #[error("an account with this {} already exists", .0.name())]
     Conflict(UniqueField),
-    #[error("database error: {0}")]
-    Database(sqlx::Error),
+    #[error(transparent)]
+    Database(SqlError),
     /// A row this code could not have written (an unknown role, a malformed username).
     #[error("unexpected data in the accounts table: {0}")]
     Corrupt(String),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<SqlError> for StoreError {
+    fn from(error: SqlError) -> Self {
         match unique_violation(&error) {
             Some(field) => StoreError::Conflict(field),
             None => StoreError::Database(error),
@@ -39,14 +42,10 @@ impl From<sqlx::Error> for StoreError {
 /// Which unique constraint a write broke. Each constraint's name contains its column's name:
 /// PostgreSQL reports the constraint's name, SQLite only says "UNIQUE constraint failed:
 /// accounts.email" (or "index 'accounts_email_key'"), so the name is looked for in either.
-fn unique_violation(error: &sqlx::Error) -> Option<UniqueField> {
-    let sqlx::Error::Database(db) = error else {
+fn unique_violation(error: &SqlError) -> Option<UniqueField> {
+    let SqlError::UniqueViolation { subject } = error else {
         return None;
     };
-    if db.kind() != ErrorKind::UniqueViolation {
-        return None;
-    }
-    let subject = db.constraint().unwrap_or_else(|| db.message());
     [
         UniqueField::Username,
         UniqueField::Telephone,
@@ -101,8 +100,8 @@ impl Store {
     pub async fn has_accounts(&self) -> Result<bool, StoreError> {
         // A count of at most one row: portable (SQLite has no boolean type) and constant-time.
         let found: i64 =
-            sqlx::query("SELECT COUNT(*) FROM (SELECT 1 FROM accounts LIMIT 1) AS first_account")
-                .fetch_one(self.database.pool())
+            sql::query("SELECT COUNT(*) FROM (SELECT 1 FROM accounts LIMIT 1) AS first_account")
+                .fetch_one(&self.database)
                 .await?
                 .try_get(0)?;
         Ok(found > 0)
@@ -120,7 +119,7 @@ impl Store {
         let (account, hash, roles) = (account.clone(), hash.clone(), roles.to_vec());
         self.database
             .write(move |mut tx| async move {
-                let count: i64 = sqlx::query("SELECT COUNT(*) FROM accounts")
+                let count: i64 = sql::query("SELECT COUNT(*) FROM accounts")
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get(0)?;
@@ -147,9 +146,9 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         self.by_username
             .get_or_load(username, || async {
-                let rows = sqlx::query(SELECT_ACCOUNT_BY_USERNAME)
+                let rows = sql::query(SELECT_ACCOUNT_BY_USERNAME)
                     .bind(username.as_str())
-                    .fetch_all(self.database.pool())
+                    .fetch_all(&self.database)
                     .await?;
                 account_from_rows(&rows)
             })
@@ -159,9 +158,9 @@ impl Store {
     pub async fn find_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
         self.by_id
             .get_or_load(&id, || async {
-                let rows = sqlx::query(SELECT_ACCOUNT_BY_ID)
+                let rows = sql::query(SELECT_ACCOUNT_BY_ID)
                     .bind(id)
-                    .fetch_all(self.database.pool())
+                    .fetch_all(&self.database)
                     .await?;
                 account_from_rows(&rows)
             })
@@ -173,9 +172,9 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
-        let rows = sqlx::query(SELECT_CREDENTIALS)
+        let rows = sql::query(SELECT_CREDENTIALS)
             .bind(username.as_str())
-            .fetch_all(self.database.pool())
+            .fetch_all(&self.database)
             .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -203,7 +202,7 @@ impl Store {
                      location = $5, password_hash = COALESCE($6, password_hash), updated_at = $7 \
                      WHERE id = $8 RETURNING {ACCOUNT_COLUMNS}"
                 );
-                let row = sqlx::query(&sql)
+                let row = sql::query(&sql)
                     .bind(profile.name.as_str())
                     .bind(profile.avatar.as_deref())
                     .bind(profile.telephone.as_ref().map(|t| t.as_str()))
@@ -229,7 +228,7 @@ impl Store {
 }
 
 async fn insert_in(
-    tx: &mut AnyConnection,
+    tx: &mut Connection,
     account: &NewAccount,
     hash: &PasswordHash,
     roles: &[Role],
@@ -241,7 +240,7 @@ async fn insert_in(
          password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
          RETURNING {ACCOUNT_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let row = sql::query(&sql)
         .bind(account.username.as_str())
         .bind(profile.name.as_str())
         .bind(profile.avatar.as_deref())
@@ -257,7 +256,7 @@ async fn insert_in(
     roles.sort();
     roles.dedup();
     for role in &roles {
-        sqlx::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
+        sql::query("INSERT INTO account_roles (account_id, role) VALUES ($1, $2)")
             .bind(id)
             .bind(role.as_str())
             .execute(&mut *tx)
@@ -266,13 +265,10 @@ async fn insert_in(
     account_from_row(&row, roles)
 }
 
-async fn roles_of<'e, E>(executor: E, id: i64) -> Result<Vec<Role>, StoreError>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query("SELECT role FROM account_roles WHERE account_id = $1")
+async fn roles_of<'c>(on: impl Into<On<'c>>, id: i64) -> Result<Vec<Role>, StoreError> {
+    let rows = sql::query("SELECT role FROM account_roles WHERE account_id = $1")
         .bind(id)
-        .fetch_all(executor)
+        .fetch_all(on)
         .await?;
     let mut roles = rows
         .iter()
@@ -285,8 +281,8 @@ where
 /// `SELECT` of an account and its roles, one row per role (a NULL role for an account without
 /// any), by the `key` column = `$1`, with `extra` columns after the profile (the password hash,
 /// only when a login is being checked). One statement rather than the account and then its
-/// roles: on SQLite every statement is a round trip to the connection's worker thread, and this
-/// is the hottest read. Built at compile time: the text is the statement cache's key.
+/// roles: on PostgreSQL every statement is a round trip to the server, and this is the hottest
+/// read. Built at compile time: the text is the statement cache's key.
 macro_rules! select_account {
     ($key:literal $(, $extra:literal)?) => {
         concat!(
@@ -305,7 +301,7 @@ const SELECT_ACCOUNT_BY_ID: &str = select_account!("id");
 const SELECT_CREDENTIALS: &str = select_account!("username", ", a.password_hash");
 
 /// The account in the rows of a `select_account!` statement, if there are any.
-fn account_from_rows(rows: &[AnyRow]) -> Result<Option<Account>, StoreError> {
+fn account_from_rows(rows: &[Row]) -> Result<Option<Account>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
@@ -323,7 +319,7 @@ fn parse_role(name: &str) -> Result<Role, StoreError> {
     Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown role {name:?}")))
 }
 
-fn account_from_row(row: &AnyRow, roles: Vec<Role>) -> Result<Account, StoreError> {
+fn account_from_row(row: &Row, roles: Vec<Role>) -> Result<Account, StoreError> {
     let username: String = row.try_get("username")?;
     let username = Username::parse(&username)
         .map_err(|why| StoreError::Corrupt(format!("username {username:?} {why}")))?;

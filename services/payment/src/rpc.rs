@@ -234,16 +234,7 @@ fn to_status(error: PaymentError) -> Status {
 }
 
 fn storage_status(error: &StoreError) -> Status {
-    let unavailable = matches!(
-        error,
-        StoreError::Sql(
-            sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::WorkerCrashed
-        )
-    );
-    if unavailable {
+    if matches!(error, StoreError::Sql(sql) if sql.is_unavailable()) {
         tracing::warn!(%error, "database unavailable");
         Status::unavailable("the payment database is unavailable")
     } else {
@@ -303,6 +294,7 @@ fn wallet_to_wire(wallet: &Wallet) -> wire::Wallet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::sql::SqlError;
 
     #[test]
     fn timestamps_split_milliseconds_exactly() {
@@ -344,7 +336,7 @@ mod tests {
             ),
             (PaymentError::WarehouseDeadline, Code::DeadlineExceeded),
             (
-                PaymentError::Storage(StoreError::Sql(sqlx::Error::PoolTimedOut)),
+                PaymentError::Storage(StoreError::Sql(SqlError::Unavailable("busy".into()))),
                 Code::Unavailable,
             ),
             (PaymentError::Internal("bug".into()), Code::Internal),

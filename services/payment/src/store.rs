@@ -1,5 +1,5 @@
 //! SQL for payments, wallets, idempotency keys and the warehouse outbox, one text for SQLite and
-//! PostgreSQL (sqlx `Any`).
+//! PostgreSQL (`platform::sql`).
 //!
 //! Every state change is a conditional UPDATE (`... WHERE state = 'WAITING' AND ...`) checked by
 //! its row count, so of two racing transactions, on one process or on two replicas sharing a
@@ -9,8 +9,11 @@
 
 use std::fmt::Write as _;
 
-use platform::{database::Database, trace_context};
-use sqlx::{AnyConnection, Row, any::AnyRow};
+use platform::{
+    database::{Connection, Database},
+    sql::{self, Row, SqlError},
+    trace_context,
+};
 
 use crate::domain::{
     IdempotencyKey, Operation, PayState, Payment, PaymentItem, Purchase, Replay, Wallet,
@@ -19,7 +22,7 @@ use crate::domain::{
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
-    Sql(#[from] sqlx::Error),
+    Sql(#[from] SqlError),
     /// A stored value that the code cannot read back (a bug or a hand-edited row).
     #[error("corrupt data in {table}: {message}")]
     Corrupt {
@@ -157,24 +160,24 @@ impl Store {
 
     /// Drops a guard that was never claimed (the reservation was refused, so nothing is owed).
     pub async fn drop_guard(&self, guard_id: i64) -> Result<bool, StoreError> {
-        let deleted = sqlx::query(
+        let deleted = sql::query(
             "DELETE FROM warehouse_outbox WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
         )
         .bind(guard_id)
-        .execute(self.database.pool())
+        .execute(&self.database)
         .await?;
         Ok(deleted.rows_affected() == 1)
     }
 
     /// Makes a guard due now (the settlement was abandoned after its reservation was made).
     pub async fn expedite_guard(&self, guard_id: i64, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        sql::query(
             "UPDATE warehouse_outbox SET next_attempt_ms = $2, updated_ms = $2 \
              WHERE id = $1 AND status = 'PENDING' AND next_attempt_ms > $2",
         )
         .bind(guard_id)
         .bind(now_ms)
-        .execute(self.database.pool())
+        .execute(&self.database)
         .await?;
         Ok(())
     }
@@ -190,7 +193,7 @@ impl Store {
         let store = self.clone();
         self.database
             .write(move |mut tx| async move {
-                let guard = sqlx::query(
+                let guard = sql::query(
                     "DELETE FROM warehouse_outbox \
                      WHERE id = $1 AND status = 'PENDING' AND attempts = 0",
                 )
@@ -200,7 +203,7 @@ impl Store {
                 if guard.rows_affected() != 1 {
                     return Ok(CreateOutcome::GuardFired);
                 }
-                let id: i64 = sqlx::query(
+                let id: i64 = sql::query(
                     "INSERT INTO payments (pay_id, account_id, total_cents, state, created_ms, \
                      expires_ms, updated_ms, recipient_name, telephone, location, pay_method, \
                      delivery) VALUES ($1, $2, $3, 'WAITING', $4, $5, $4, $6, $7, $8, $9, $10) \
@@ -277,7 +280,7 @@ impl Store {
                 // The common case in one statement: the owner's WAITING payment within its
                 // window changes state (the guard is the state machine's WAITING → PAYED |
                 // CANCEL edge).
-                let changed = sqlx::query(
+                let changed = sql::query(
                     "UPDATE payments SET state = $2, updated_ms = $3 \
                      WHERE pay_id = $1 AND account_id = $4 AND state = 'WAITING' \
                      AND expires_ms > $3 \
@@ -347,13 +350,13 @@ impl Store {
 
     /// Pay ids of WAITING payments whose window closed at or before `now_ms`, oldest first.
     pub async fn overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT pay_id FROM payments WHERE state = 'WAITING' AND expires_ms <= $1 \
              ORDER BY expires_ms LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(self.database.pool())
+        .fetch_all(&self.database)
         .await?;
         rows.iter()
             .map(|row| row.try_get("pay_id").map_err(StoreError::from))
@@ -379,14 +382,14 @@ impl Store {
 
     /// Forgets idempotency keys and delivered outbox rows older than `cutoff_ms`.
     pub async fn forget_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1")
+        let keys = sql::query("DELETE FROM idempotency_keys WHERE created_ms < $1")
             .bind(cutoff_ms)
-            .execute(self.database.pool())
+            .execute(&self.database)
             .await?;
         let done =
-            sqlx::query("DELETE FROM warehouse_outbox WHERE status = 'DONE' AND updated_ms < $1")
+            sql::query("DELETE FROM warehouse_outbox WHERE status = 'DONE' AND updated_ms < $1")
                 .bind(cutoff_ms)
-                .execute(self.database.pool())
+                .execute(&self.database)
                 .await?;
         Ok(keys.rows_affected() + done.rows_affected())
     }
@@ -395,23 +398,22 @@ impl Store {
 
     /// Calls still owed (due now or scheduled, such as reservation guards).
     pub async fn pending_calls(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS pending FROM warehouse_outbox WHERE status = 'PENDING'",
-        )
-        .fetch_one(self.database.pool())
-        .await?;
+        let row =
+            sql::query("SELECT COUNT(*) AS pending FROM warehouse_outbox WHERE status = 'PENDING'")
+                .fetch_one(&self.database)
+                .await?;
         Ok(row.try_get("pending")?)
     }
 
     /// Pending calls due at `now_ms`, oldest first.
     pub async fn due_calls(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT id, pay_id, action, attempts, traceparent FROM warehouse_outbox \
              WHERE status = 'PENDING' AND next_attempt_ms <= $1 ORDER BY id LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(self.database.pool())
+        .fetch_all(&self.database)
         .await?;
         rows.iter().map(outbox_entry).collect()
     }
@@ -424,7 +426,7 @@ impl Store {
         retry_at_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let claimed = sqlx::query(
+        let claimed = sql::query(
             "UPDATE warehouse_outbox SET attempts = attempts + 1, next_attempt_ms = $3, \
              updated_ms = $4 WHERE id = $1 AND status = 'PENDING' AND attempts = $2",
         )
@@ -432,7 +434,7 @@ impl Store {
         .bind(call.attempts)
         .bind(retry_at_ms)
         .bind(now_ms)
-        .execute(self.database.pool())
+        .execute(&self.database)
         .await?;
         Ok(claimed.rows_affected() == 1)
     }
@@ -446,7 +448,7 @@ impl Store {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sql::query(
             "UPDATE warehouse_outbox SET status = $2, last_error = $3, updated_ms = $4 \
              WHERE id = $1 AND status = 'PENDING'",
         )
@@ -454,7 +456,7 @@ impl Store {
         .bind(status)
         .bind(error.map(str::to_owned))
         .bind(now_ms)
-        .execute(self.database.pool())
+        .execute(&self.database)
         .await?;
         Ok(())
     }
@@ -462,7 +464,7 @@ impl Store {
     // ---- reads ---------------------------------------------------------------------------
 
     pub async fn payment(&self, pay_id: &str) -> Result<Option<Payment>, StoreError> {
-        let mut conn = self.database.pool().acquire().await?;
+        let mut conn = self.database.acquire().await?;
         load_payment(&mut conn, pay_id).await
     }
 
@@ -473,12 +475,11 @@ impl Store {
         opening_balance_cents: i64,
         now_ms: i64,
     ) -> Result<Wallet, StoreError> {
-        let mut conn = self.database.pool().acquire().await?;
-        ensure_wallet(&mut conn, account_id, opening_balance_cents, now_ms).await?;
+        ensure_wallet(&self.database, account_id, opening_balance_cents, now_ms).await?;
         let row =
-            sqlx::query("SELECT id, account_id, balance_cents FROM wallets WHERE account_id = $1")
+            sql::query("SELECT id, account_id, balance_cents FROM wallets WHERE account_id = $1")
                 .bind(account_id)
-                .fetch_one(&mut *conn)
+                .fetch_one(&self.database)
                 .await?;
         Ok(Wallet {
             id: row.try_get("id")?,
@@ -493,7 +494,7 @@ impl Store {
         account_id: i64,
         key: &IdempotencyKey,
     ) -> Result<Option<Replay>, StoreError> {
-        let mut conn = self.database.pool().acquire().await?;
+        let mut conn = self.database.acquire().await?;
         find_replay(&mut conn, account_id, key).await
     }
 }
@@ -505,14 +506,14 @@ fn corrupt(table: &'static str, message: String) -> StoreError {
 /// Records an owed call, with the trace context of the request that owes it (so that its
 /// delivery, perhaps in another process after a restart, links back to that request).
 async fn insert_outbox(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     pay_id: &str,
     action: OutboxAction,
     due_ms: i64,
     now_ms: i64,
 ) -> Result<OutboxEntry, StoreError> {
     let traceparent = trace_context::current_traceparent();
-    let row = sqlx::query(
+    let row = sql::query(
         "INSERT INTO warehouse_outbox (pay_id, action, status, attempts, next_attempt_ms, \
          created_ms, updated_ms, traceparent) VALUES ($1, $2, 'PENDING', 0, $3, $4, $4, $5) \
          RETURNING id",
@@ -533,7 +534,7 @@ async fn insert_outbox(
     })
 }
 
-fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
+fn outbox_entry(row: &Row) -> Result<OutboxEntry, StoreError> {
     Ok(OutboxEntry {
         id: row.try_get("id")?,
         pay_id: row.try_get("pay_id")?,
@@ -545,11 +546,11 @@ fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
 
 /// The conditional WAITING -> TIMEOUT change plus the release it owes, inside `tx`.
 async fn time_out_in(
-    tx: &mut AnyConnection,
+    tx: &mut Connection,
     pay_id: &str,
     now_ms: i64,
 ) -> Result<Option<OutboxEntry>, StoreError> {
-    let changed = sqlx::query(
+    let changed = sql::query(
         "UPDATE payments SET state = 'TIMEOUT', updated_ms = $2 \
          WHERE pay_id = $1 AND state = 'WAITING' AND expires_ms <= $2",
     )
@@ -565,19 +566,19 @@ async fn time_out_in(
 }
 
 async fn ensure_wallet(
-    conn: &mut AnyConnection,
+    database: &Database,
     account_id: i64,
     opening_balance_cents: i64,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO wallets (account_id, balance_cents, opening_cents, created_ms, updated_ms) \
          VALUES ($1, $2, $2, $3, $3) ON CONFLICT (account_id) DO NOTHING",
     )
     .bind(account_id)
     .bind(opening_balance_cents)
     .bind(now_ms)
-    .execute(conn)
+    .execute(database)
     .await?;
     Ok(())
 }
@@ -586,13 +587,13 @@ async fn ensure_wallet(
 /// first if it has none: one statement. False, and nothing written, when the balance would go
 /// below zero (the rule that a wallet never goes negative lives here, in the WHEREs).
 async fn debit_wallet(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     account_id: i64,
     opening_balance_cents: i64,
     amount_cents: i64,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let debited = sqlx::query(
+    let debited = sql::query(
         "INSERT INTO wallets (account_id, balance_cents, opening_cents, created_ms, updated_ms) \
          SELECT $1, $2 - $4, $2, $3, $3 WHERE $2 >= $4 \
          ON CONFLICT (account_id) DO UPDATE \
@@ -608,7 +609,7 @@ async fn debit_wallet(
     Ok(debited.rows_affected() == 1)
 }
 
-fn parse_state(row: &AnyRow) -> Result<PayState, StoreError> {
+fn parse_state(row: &Row) -> Result<PayState, StoreError> {
     row.try_get::<String, _>("state")?
         .parse::<PayState>()
         .map_err(|e| corrupt("payments", e.to_string()))
@@ -617,7 +618,7 @@ fn parse_state(row: &AnyRow) -> Result<PayState, StoreError> {
 /// Every line of a payment in one statement (a cart holds at most 1000 lines, far below either
 /// database's limit on bound values).
 async fn insert_items(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     pay_id: &str,
     items: &[PaymentItem],
 ) -> Result<(), StoreError> {
@@ -634,7 +635,7 @@ async fn insert_items(
         // `$1` is the pay id on every line.
         let _ = write!(sql, "($1, ${first}, ${}, ${})", first + 1, first + 2);
     }
-    let mut insert = sqlx::query(&sql).bind(pay_id);
+    let mut insert = sql::query(&sql).bind(pay_id);
     for item in items {
         insert = insert
             .bind(item.product_id)
@@ -645,11 +646,8 @@ async fn insert_items(
     Ok(())
 }
 
-async fn load_payment(
-    conn: &mut AnyConnection,
-    pay_id: &str,
-) -> Result<Option<Payment>, StoreError> {
-    let Some(row) = sqlx::query(
+async fn load_payment(conn: &mut Connection, pay_id: &str) -> Result<Option<Payment>, StoreError> {
+    let Some(row) = sql::query(
         "SELECT id, pay_id, account_id, total_cents, state, created_ms, expires_ms \
          FROM payments WHERE pay_id = $1",
     )
@@ -663,11 +661,8 @@ async fn load_payment(
     payment_from_row(&row, items).map(Some)
 }
 
-async fn load_items(
-    conn: &mut AnyConnection,
-    pay_id: &str,
-) -> Result<Vec<PaymentItem>, StoreError> {
-    let rows = sqlx::query(
+async fn load_items(conn: &mut Connection, pay_id: &str) -> Result<Vec<PaymentItem>, StoreError> {
+    let rows = sql::query(
         "SELECT product_id, amount, price_cents FROM payment_items WHERE pay_id = $1 \
          ORDER BY product_id",
     )
@@ -686,7 +681,7 @@ async fn load_items(
 }
 
 /// A payment from a row of `id, pay_id, account_id, total_cents, state, created_ms, expires_ms`.
-fn payment_from_row(row: &AnyRow, items: Vec<PaymentItem>) -> Result<Payment, StoreError> {
+fn payment_from_row(row: &Row, items: Vec<PaymentItem>) -> Result<Payment, StoreError> {
     Ok(Payment {
         id: row.try_get("id")?,
         pay_id: row.try_get("pay_id")?,
@@ -701,7 +696,7 @@ fn payment_from_row(row: &AnyRow, items: Vec<PaymentItem>) -> Result<Payment, St
 
 /// Stores the answer for a key; false when the key exists already (nothing is written then).
 async fn remember(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     account_id: i64,
     keyed: &KeyedRequest,
     payment: &Payment,
@@ -709,7 +704,7 @@ async fn remember(
 ) -> Result<bool, StoreError> {
     let response =
         serde_json::to_string(payment).map_err(|e| corrupt("idempotency_keys", e.to_string()))?;
-    let inserted = sqlx::query(
+    let inserted = sql::query(
         "INSERT INTO idempotency_keys (account_id, idempotency_key, operation, fingerprint, \
          response, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (account_id, idempotency_key) DO NOTHING",
@@ -726,11 +721,11 @@ async fn remember(
 }
 
 async fn find_replay(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     account_id: i64,
     key: &IdempotencyKey,
 ) -> Result<Option<Replay>, StoreError> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sql::query(
         "SELECT operation, fingerprint, response FROM idempotency_keys \
          WHERE account_id = $1 AND idempotency_key = $2",
     )

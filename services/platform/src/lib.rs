@@ -23,6 +23,8 @@ pub mod reload;
 pub mod rpc_metadata;
 pub mod serve;
 pub mod shutdown;
+pub mod sql;
+mod sqlite_pool;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

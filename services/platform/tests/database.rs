@@ -1,10 +1,11 @@
 //! Versioned migrations apply on SQLite and on the local PostgreSQL, once, and the same SQL text
-//! then runs on both through the `Any` driver.
+//! then runs on both (`platform::sql`).
 
 use std::time::{Duration, Instant};
 
 use platform::{
     database::{Backend, Database, DatabaseConfig, Migrations},
+    sql::{self, SqlError},
     testing::TestPostgres,
 };
 
@@ -23,27 +24,26 @@ async fn migrate_twice_and_round_trip(config: DatabaseConfig, backend: Backend) 
     let database = Database::connect(&config, MIGRATIONS)
         .await
         .expect("second start");
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(database.pool())
-        .await
-        .expect("count");
+    let applied: i64 = scalar(&database, "SELECT COUNT(*) FROM _sqlx_migrations").await;
     assert_eq!(applied, 1);
 
     let id: i64 = database
         .write(|mut tx| async move {
-            let id = sqlx::query_scalar("INSERT INTO notes (body) VALUES ($1) RETURNING id")
+            let id: i64 = sql::query("INSERT INTO notes (body) VALUES ($1) RETURNING id")
                 .bind("it's; DROP TABLE notes; --")
                 .fetch_one(&mut *tx)
-                .await?;
+                .await?
+                .try_get(0)?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(id)
+            Ok::<_, SqlError>(id)
         })
         .await
         .expect("insert");
-    let body: String = sqlx::query_scalar("SELECT body FROM notes WHERE id = $1")
+    let body: String = sql::query("SELECT body FROM notes WHERE id = $1")
         .bind(id)
-        .fetch_one(database.pool())
+        .fetch_one(&database)
         .await
+        .and_then(|row| row.try_get(0))
         .expect("select");
     assert_eq!(body, "it's; DROP TABLE notes; --");
     database.close().await;
@@ -67,11 +67,11 @@ async fn postgres_is_migrated() {
     migrate_twice_and_round_trip(config, Backend::Postgres).await;
 }
 
-async fn insert_note(database: &Database, body: &str) -> Result<(), sqlx::Error> {
+async fn insert_note(database: &Database, body: &str) -> Result<(), SqlError> {
     let body = body.to_owned();
     database
         .write(|mut tx| async move {
-            sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+            sql::query("INSERT INTO notes (body) VALUES ($1)")
                 .bind(body)
                 .execute(&mut *tx)
                 .await?;
@@ -88,7 +88,7 @@ fn hold_open(
 ) -> (
     tokio::sync::oneshot::Receiver<()>,
     tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), sqlx::Error>>,
+    tokio::task::JoinHandle<Result<(), SqlError>>,
 ) {
     let (opened_tx, opened) = tokio::sync::oneshot::channel();
     let (release, release_rx) = tokio::sync::oneshot::channel::<()>();
@@ -96,7 +96,7 @@ fn hold_open(
     let task = tokio::spawn(async move {
         database
             .write(move |mut tx| async move {
-                sqlx::query("INSERT INTO notes (body) VALUES ('held')")
+                sql::query("INSERT INTO notes (body) VALUES ('held')")
                     .execute(&mut *tx)
                     .await?;
                 let _ = opened_tx.send(());
@@ -109,10 +109,16 @@ fn hold_open(
 }
 
 async fn count_notes(database: &Database) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM notes")
-        .fetch_one(database.pool())
+    scalar(database, "SELECT COUNT(*) FROM notes").await
+}
+
+/// The one integer `query` answers, read outside any transaction.
+async fn scalar(database: &Database, query: &str) -> i64 {
+    sql::query(query)
+        .fetch_one(database)
         .await
-        .expect("count")
+        .and_then(|row| row.try_get(0))
+        .expect(query)
 }
 
 /// The writers of one process take turns on SQLite: while a write transaction is open the next
@@ -134,7 +140,7 @@ async fn sqlite_writers_take_turns() {
     let started = Instant::now();
     let refused = insert_note(&database, "refused").await;
     assert!(
-        matches!(refused, Err(sqlx::Error::PoolTimedOut)),
+        matches!(refused, Err(SqlError::Unavailable(_))),
         "{refused:?}"
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -184,7 +190,7 @@ async fn abandoned_writers_leave_no_transaction_open(config: DatabaseConfig) {
         callers.push(tokio::spawn(async move {
             let write = database.write(move |mut tx| async move {
                 for part in 0..2 {
-                    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                    sql::query("INSERT INTO notes (body) VALUES ($1)")
                         .bind(format!("pair {i} part {part}"))
                         .execute(&mut *tx)
                         .await?;
@@ -201,20 +207,17 @@ async fn abandoned_writers_leave_no_transaction_open(config: DatabaseConfig) {
     }
     // The writes go on after their callers left; wait until they are done (bounded).
     let settled = Instant::now();
-    while database.pool().num_idle() < database.pool().size() as usize
-        && settled.elapsed() < Duration::from_secs(10)
-    {
+    while database.connections_in_use() > 0 && settled.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if database.backend() == Backend::Postgres {
         // The server's view: no session of this database sits inside a transaction.
-        let stuck: i64 = sqlx::query_scalar(
+        let stuck = scalar(
+            &database,
             "SELECT COUNT(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
         )
-        .fetch_one(database.pool())
-        .await
-        .expect("pg_stat_activity");
+        .await;
         assert_eq!(stuck, 0, "sessions left inside a transaction");
     }
     // Every connection of the pool, one after another and all at once: none is in a
@@ -240,13 +243,12 @@ async fn abandoned_writers_leave_no_transaction_open(config: DatabaseConfig) {
         writer.await.expect("join").expect("concurrent fresh write");
     }
     // All or nothing: no pair was cut in half.
-    let halves: i64 = sqlx::query_scalar(
+    let halves = scalar(
+        &database,
         "SELECT COUNT(*) FROM (SELECT substr(body, 1, length(body) - 7) AS pair, COUNT(*) AS n \
          FROM notes WHERE body LIKE 'pair %' GROUP BY 1) AS pairs WHERE n <> 2",
     )
-    .fetch_one(database.pool())
-    .await
-    .expect("count halves");
+    .await;
     assert_eq!(halves, 0, "a transaction was cut in half");
     database.close().await;
 }
@@ -304,4 +306,120 @@ async fn many_sqlite_writers_at_once_all_get_their_turn() {
     }
     assert_eq!(count_notes(&database).await, 16);
     database.close().await;
+}
+
+/// On SQLite a read runs at once beside an open write transaction (WAL), a statement that
+/// writes outside a transaction waits for the write turn like any write, and a connection held
+/// for reads refuses to write (it would take SQLite's lock without the turn).
+#[tokio::test]
+async fn sqlite_reads_pass_an_open_write_and_single_writes_take_their_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DatabaseConfig::sqlite_file(&dir.path().join("turn.db"));
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    let (opened, release, holder) = hold_open(&database, true);
+    opened.await.expect("holder");
+
+    let started = Instant::now();
+    assert_eq!(
+        count_notes(&database).await,
+        0,
+        "the open write is not visible"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    let single = tokio::spawn({
+        let database = database.clone();
+        async move {
+            sql::query("INSERT INTO notes (body) VALUES ('single')")
+                .execute(&database)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !single.is_finished(),
+        "a single write went ahead of an open one"
+    );
+    release.send(()).expect("release");
+    holder.await.expect("join").expect("commit");
+    let done = single.await.expect("join").expect("the single write");
+    assert_eq!(done.rows_affected(), 1);
+    assert_eq!(count_notes(&database).await, 2);
+
+    let mut held = database.acquire().await.expect("a connection");
+    let refused = sql::query("INSERT INTO notes (body) VALUES ('sneaky')")
+        .execute(&mut held)
+        .await;
+    assert!(matches!(refused, Err(SqlError::Failed(_))), "{refused:?}");
+    drop(held);
+    assert_eq!(count_notes(&database).await, 2);
+    database.close().await;
+}
+
+/// Values of every kind the schema uses round-trip on both backends, NULL included (bound
+/// untyped, so PostgreSQL infers its type from where it stands).
+async fn values_round_trip(config: DatabaseConfig) {
+    let database = Database::connect(&config, MIGRATIONS)
+        .await
+        .expect("connect");
+    let id: i64 = sql::query("INSERT INTO notes (body) VALUES ($1) RETURNING id")
+        .bind("ünïcödé 'quoted'")
+        .fetch_one(&database)
+        .await
+        .and_then(|row| row.try_get("id"))
+        .expect("insert");
+    let row = sql::query(
+        "SELECT body, id, COALESCE($2, body) AS fallback, $3 AS absent FROM notes WHERE id = $1",
+    )
+    .bind(id)
+    .bind(None::<String>)
+    .bind(None::<i64>)
+    .fetch_one(&database)
+    .await
+    .expect("select");
+    assert_eq!(
+        row.try_get::<String, _>("body").expect("body"),
+        "ünïcödé 'quoted'"
+    );
+    assert_eq!(row.try_get::<i64, _>(1).expect("id"), id);
+    assert_eq!(
+        row.try_get::<String, _>("fallback").expect("fallback"),
+        "ünïcödé 'quoted'"
+    );
+    assert_eq!(
+        row.try_get::<Option<i64>, _>("absent").expect("null"),
+        None
+    );
+    assert!(matches!(
+        row.try_get::<i64, _>("body"),
+        Err(SqlError::Decode { .. })
+    ));
+    assert!(matches!(
+        row.try_get::<i64, _>("missing"),
+        Err(SqlError::Decode { .. })
+    ));
+    let none = sql::query("SELECT id FROM notes WHERE id = $1")
+        .bind(id + 1)
+        .fetch_one(&database)
+        .await;
+    assert!(matches!(none, Err(SqlError::NoRow)), "{none:?}");
+    database.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_values_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    values_round_trip(DatabaseConfig::sqlite_file(&dir.path().join("values.db"))).await;
+}
+
+#[tokio::test]
+async fn postgres_values_round_trip() {
+    let postgres = TestPostgres::create().await;
+    values_round_trip(DatabaseConfig {
+        url: postgres.url.clone(),
+        ..Default::default()
+    })
+    .await;
 }

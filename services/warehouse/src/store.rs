@@ -1,5 +1,5 @@
 //! SQL for the warehouse: products, specifications, stock, advertisements and the reservation
-//! ledger. One SQL text serves SQLite and PostgreSQL (sqlx `Any`, `$n` placeholders).
+//! ledger. One SQL text serves SQLite and PostgreSQL (`platform::sql`, `$n` placeholders).
 //!
 //! The catalogue (products, specifications, advertisements) is answered from memory for up to
 //! `database.read_cache_ms` (`platform::read_cache`); every write that changes it invalidates
@@ -15,10 +15,10 @@ use std::{
 };
 
 use platform::{
-    database::{Database, WriteTransaction},
+    database::{Connection, Database, WriteTransaction},
     read_cache::ReadCache,
+    sql::{self, Row, SqlError},
 };
-use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::{
     demo,
@@ -33,43 +33,15 @@ use crate::{
 const DEMO_SEEDED_KEY: &str = "demo_catalogue_seeded";
 
 /// The one conversion of database errors into domain errors.
-impl From<sqlx::Error> for WarehouseError {
-    fn from(error: sqlx::Error) -> Self {
-        let unavailable = match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Database(db) => database_unavailable(db.as_ref()),
-            _ => false,
-        };
+impl From<SqlError> for WarehouseError {
+    fn from(error: SqlError) -> Self {
+        let unavailable = error.is_unavailable();
         let source = Box::new(error);
         WarehouseError::Storage(if unavailable {
             StorageFailure::Unavailable(source)
         } else {
             StorageFailure::Failed(source)
         })
-    }
-}
-
-/// Whether the database refused because it is busy, shutting down or out of connections (worth
-/// retrying later), rather than because of the statement.
-fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
-    let code = error.code();
-    let code = code.as_deref().unwrap_or_default();
-    if error
-        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-        .is_some()
-    {
-        // Extended result codes keep the primary code in the low byte: SQLITE_BUSY (5) means the
-        // write lock was not granted within the busy timeout, SQLITE_LOCKED (6) a table lock.
-        code.parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
-    } else {
-        // SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57P
-        // (operator intervention, e.g. the server shutting down).
-        code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
     }
 }
 
@@ -180,7 +152,7 @@ impl Store {
     ) -> Result<Product, WarehouseError> {
         let draft = draft.clone();
         self.write_catalogue(move |mut tx| async move {
-            let updated = sqlx::query(
+            let updated = sql::query(
                 "UPDATE products SET title = $1, price_cents = $2, rate = $3, description = $4, \
                      cover = $5, detail = $6 WHERE id = $7",
             )
@@ -192,7 +164,7 @@ impl Store {
             if updated == 0 {
                 return Err(WarehouseError::ProductNotFound(id));
             }
-            sqlx::query("DELETE FROM specifications WHERE product_id = $1")
+            sql::query("DELETE FROM specifications WHERE product_id = $1")
                 .bind(id.get())
                 .execute(&mut *tx)
                 .await?;
@@ -217,9 +189,9 @@ impl Store {
                 "DELETE FROM advertisements WHERE product_id = $1",
                 "DELETE FROM stockpiles WHERE product_id = $1",
             ] {
-                sqlx::query(sql).bind(id.get()).execute(&mut *tx).await?;
+                sql::query(sql).bind(id.get()).execute(&mut *tx).await?;
             }
-            let deleted = sqlx::query("DELETE FROM products WHERE id = $1")
+            let deleted = sql::query("DELETE FROM products WHERE id = $1")
                 .bind(id.get())
                 .execute(&mut *tx)
                 .await?
@@ -234,11 +206,11 @@ impl Store {
     }
 
     pub async fn stock(&self, product_id: ProductId) -> Result<Stock, WarehouseError> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT id, product_id, amount, frozen FROM stockpiles WHERE product_id = $1",
         )
         .bind(product_id.get())
-        .fetch_optional(self.database.pool())
+        .fetch_optional(&self.database)
         .await?;
         match row {
             Some(row) => Ok(stock_row(&row)?),
@@ -260,7 +232,7 @@ impl Store {
                 // UPDATE): a reservation running beside us must not move `amount` between the read and
                 // the write, or the recorded difference would be wrong.
                 let locked =
-                    sqlx::query("UPDATE stockpiles SET amount = amount WHERE product_id = $1")
+                    sql::query("UPDATE stockpiles SET amount = amount WHERE product_id = $1")
                         .bind(product_id.get())
                         .execute(&mut *tx)
                         .await?
@@ -268,13 +240,12 @@ impl Store {
                 if locked == 0 {
                     return Err(WarehouseError::ProductNotFound(product_id));
                 }
-                let before: i64 =
-                    sqlx::query("SELECT amount FROM stockpiles WHERE product_id = $1")
-                        .bind(product_id.get())
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("amount")?;
-                let row = sqlx::query(
+                let before: i64 = sql::query("SELECT amount FROM stockpiles WHERE product_id = $1")
+                    .bind(product_id.get())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("amount")?;
+                let row = sql::query(
                     "UPDATE stockpiles SET amount = $1 WHERE product_id = $2 \
                      RETURNING id, product_id, amount, frozen",
                 )
@@ -302,7 +273,7 @@ impl Store {
                 let now = platform::clock::now_ms();
                 // Claiming the payment id first serialises repeats of the same reservation: on
                 // PostgreSQL a concurrent repeat waits here for this transaction to end.
-                let claimed = sqlx::query(
+                let claimed = sql::query(
                     "INSERT INTO reservations (payment_id, state, created_at, updated_at) \
                      VALUES ($1, $2, $3, $3) ON CONFLICT (payment_id) DO NOTHING",
                 )
@@ -329,7 +300,7 @@ impl Store {
                 // same order and cannot deadlock.
                 let mut unit_prices = BTreeMap::new();
                 for line in lines {
-                    let taken = sqlx::query(
+                    let taken = sql::query(
                         "UPDATE stockpiles SET amount = amount - $1, frozen = frozen + $1 \
                          WHERE product_id = $2 AND amount >= $1",
                     )
@@ -343,7 +314,7 @@ impl Store {
                         return Err(shortage(&mut tx, *line).await?);
                     }
                     // The line is recorded with the price it is taken at, which is the answer's.
-                    let price: i64 = sqlx::query(
+                    let price: i64 = sql::query(
                         "INSERT INTO reservation_lines (payment_id, product_id, amount, \
                          price_cents) SELECT $1, id, $3, price_cents FROM products WHERE id = $2 \
                          RETURNING price_cents",
@@ -395,7 +366,7 @@ impl Store {
                 // The state change comes first and is conditional: of a concurrent commit and release
                 // of one payment, exactly one sees RESERVED (PostgreSQL re-checks the WHERE clause after
                 // waiting for the row lock).
-                let moved = sqlx::query(
+                let moved = sql::query(
                     "UPDATE reservations SET state = $1, updated_at = $2 \
                      WHERE payment_id = $3 AND state = $4",
                 )
@@ -431,14 +402,14 @@ impl Store {
                     }
                 };
                 for line in &reservation.lines {
-                    let changed = sqlx::query(sql)
+                    let changed = sql::query(sql)
                         .bind(line.amount)
                         .bind(line.product_id.get())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
                     if changed != 1 {
-                        let exists = sqlx::query("SELECT id FROM stockpiles WHERE product_id = $1")
+                        let exists = sql::query("SELECT id FROM stockpiles WHERE product_id = $1")
                             .bind(line.product_id.get())
                             .fetch_optional(&mut *tx)
                             .await?
@@ -471,7 +442,7 @@ impl Store {
     /// whether it did. Safe with several replicas starting at once: the marker row decides.
     pub async fn seed_demo_catalogue(&self) -> Result<bool, WarehouseError> {
         self.write_catalogue(move |mut tx| async move {
-            let claimed = sqlx::query(
+            let claimed = sql::query(
                 "INSERT INTO warehouse_meta (key, value) VALUES ($1, $2) \
                      ON CONFLICT (key) DO NOTHING",
             )
@@ -483,7 +454,7 @@ impl Store {
             if claimed == 0 {
                 return Ok(false);
             }
-            let products: i64 = sqlx::query("SELECT COUNT(*) FROM products")
+            let products: i64 = sql::query("SELECT COUNT(*) FROM products")
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
@@ -501,7 +472,7 @@ impl Store {
                 let product_id = ids.get(ad.book).ok_or_else(|| {
                     inconsistent(format!("demo advertisement {} names no book", ad.image))
                 })?;
-                sqlx::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
+                sql::query("INSERT INTO advertisements (image, product_id) VALUES ($1, $2)")
                     .bind(ad.image)
                     .bind(product_id.get())
                     .execute(&mut *tx)
@@ -516,10 +487,10 @@ impl Store {
 
 /// Why a stock row refused `line`: the product is unknown, or it has too little.
 async fn shortage(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     line: ReservationLine,
 ) -> Result<WarehouseError, WarehouseError> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT p.title, s.amount FROM products p JOIN stockpiles s ON s.product_id = p.id \
          WHERE p.id = $1",
     )
@@ -538,11 +509,11 @@ async fn shortage(
 }
 
 async fn insert_product(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     draft: &ProductDraft,
     stock: i64,
 ) -> Result<Product, WarehouseError> {
-    let id: i64 = sqlx::query(
+    let id: i64 = sql::query(
         "INSERT INTO products (title, price_cents, rate, description, cover, detail) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -552,7 +523,7 @@ async fn insert_product(
     .try_get(0)?;
     let id = ProductId::from_stored(id);
     let specifications = insert_specifications(conn, id, draft.specifications()).await?;
-    sqlx::query("INSERT INTO stockpiles (product_id, amount, frozen) VALUES ($1, $2, 0)")
+    sql::query("INSERT INTO stockpiles (product_id, amount, frozen) VALUES ($1, $2, 0)")
         .bind(id.get())
         .bind(stock)
         .execute(&mut *conn)
@@ -574,12 +545,12 @@ async fn insert_product(
 
 /// Records a change of `product_id`'s sellable amount by `delta`, leaving `amount_after`.
 async fn record_receipt(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     product_id: ProductId,
     delta: i64,
     amount_after: i64,
 ) -> Result<(), WarehouseError> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO stock_receipts (product_id, delta, amount_after, created_at) \
          VALUES ($1, $2, $3, $4)",
     )
@@ -593,13 +564,13 @@ async fn record_receipt(
 }
 
 async fn insert_specifications(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     product_id: ProductId,
     drafts: &[SpecificationDraft],
 ) -> Result<Vec<Specification>, WarehouseError> {
     let mut saved = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        let id: i64 = sqlx::query(
+        let id: i64 = sql::query(
             "INSERT INTO specifications (product_id, item, value) VALUES ($1, $2, $3) \
              RETURNING id",
         )
@@ -625,7 +596,7 @@ trait BindProduct<'q> {
     fn bind_product(self, draft: &'q ProductDraft) -> Self;
 }
 
-impl<'q> BindProduct<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+impl<'q> BindProduct<'q> for sql::Query<'q> {
     fn bind_product(self, draft: &'q ProductDraft) -> Self {
         self.bind(draft.title())
             .bind(draft.price_cents())
@@ -639,8 +610,8 @@ impl<'q> BindProduct<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArg
 /// Every product with its specifications, and the advertisements: three queries whatever the
 /// catalogue's size.
 async fn load_catalogue(database: &Database) -> Result<Catalogue, WarehouseError> {
-    let pool = database.pool();
-    let rows = sqlx::query(
+    let pool = database;
+    let rows = sql::query(
         "SELECT id, title, price_cents, rate, description, cover, detail \
          FROM products ORDER BY id",
     )
@@ -650,7 +621,7 @@ async fn load_catalogue(database: &Database) -> Result<Catalogue, WarehouseError
         .iter()
         .map(product_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = sqlx::query("SELECT id, product_id, item, value FROM specifications ORDER BY id")
+    let rows = sql::query("SELECT id, product_id, item, value FROM specifications ORDER BY id")
         .fetch_all(pool)
         .await?;
     let mut by_product: HashMap<ProductId, Vec<Specification>> = HashMap::new();
@@ -664,7 +635,7 @@ async fn load_catalogue(database: &Database) -> Result<Catalogue, WarehouseError
     for product in &mut products {
         product.specifications = by_product.remove(&product.id).unwrap_or_default();
     }
-    let rows = sqlx::query("SELECT id, image, product_id FROM advertisements ORDER BY id")
+    let rows = sql::query("SELECT id, image, product_id FROM advertisements ORDER BY id")
         .fetch_all(pool)
         .await?;
     let advertisements = rows
@@ -677,13 +648,13 @@ async fn load_catalogue(database: &Database) -> Result<Catalogue, WarehouseError
     })
 }
 
-/// A product with its specifications, in one statement: on SQLite every statement is a round
-/// trip to the connection's worker thread, and this is the catalogue's hottest read.
+/// A product with its specifications, in one statement (on PostgreSQL each statement is a round
+/// trip to the server).
 async fn load_product(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     id: ProductId,
 ) -> Result<Option<Product>, WarehouseError> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT p.id, p.title, p.price_cents, p.rate, p.description, p.cover, p.detail, \
          s.id AS specification_id, s.item, s.value \
          FROM products p LEFT JOIN specifications s ON s.product_id = p.id \
@@ -711,10 +682,10 @@ async fn load_product(
 }
 
 async fn load_reservation(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     payment_id: &PaymentId,
 ) -> Result<Option<Reservation>, WarehouseError> {
-    let row = sqlx::query("SELECT state FROM reservations WHERE payment_id = $1")
+    let row = sql::query("SELECT state FROM reservations WHERE payment_id = $1")
         .bind(payment_id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
@@ -727,7 +698,7 @@ async fn load_reservation(
             "reservation {payment_id} has unknown state {stored:?}"
         ))
     })?;
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT product_id, amount, price_cents FROM reservation_lines WHERE payment_id = $1 \
          ORDER BY product_id",
     )
@@ -754,7 +725,7 @@ async fn load_reservation(
     }))
 }
 
-fn product_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
+fn product_row(row: &Row) -> Result<Product, SqlError> {
     Ok(Product {
         id: ProductId::from_stored(row.try_get("id")?),
         title: row.try_get("title")?,
@@ -767,7 +738,7 @@ fn product_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
     })
 }
 
-fn specification_row(row: &AnyRow) -> Result<Specification, sqlx::Error> {
+fn specification_row(row: &Row) -> Result<Specification, SqlError> {
     Ok(Specification {
         id: row.try_get("id")?,
         item: row.try_get("item")?,
@@ -776,7 +747,7 @@ fn specification_row(row: &AnyRow) -> Result<Specification, sqlx::Error> {
     })
 }
 
-fn stock_row(row: &AnyRow) -> Result<Stock, sqlx::Error> {
+fn stock_row(row: &Row) -> Result<Stock, SqlError> {
     Ok(Stock {
         id: row.try_get("id")?,
         product_id: ProductId::from_stored(row.try_get("product_id")?),
@@ -785,7 +756,7 @@ fn stock_row(row: &AnyRow) -> Result<Stock, sqlx::Error> {
     })
 }
 
-fn advertisement_row(row: &AnyRow) -> Result<Advertisement, sqlx::Error> {
+fn advertisement_row(row: &Row) -> Result<Advertisement, SqlError> {
     Ok(Advertisement {
         id: row.try_get("id")?,
         image: row.try_get("image")?,
