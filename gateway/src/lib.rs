@@ -122,6 +122,10 @@ impl Application {
         let settings = config.borrow().clone();
         let address = serve::local_address(&listener, &settings.server.listen)?;
         let oauth = OAuth::load(&settings.oauth)?;
+        oauth
+            .tokens
+            .follow_key_files(stop.clone())
+            .map_err(OAuthSetupError::from)?;
         if let Some(dir) = &settings.static_files.dir
             && !dir.is_dir()
         {

@@ -4,7 +4,11 @@
 //! database, so a test can add a replacement, re-point the others at it through their config
 //! files and stop the old one, as a rolling update does.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use gateway::{
     configuration::{GatewayConfig, RateLimitConfig},
@@ -62,7 +66,16 @@ pub struct StackOptions {
     pub metrics: bool,
     /// The gateway's `[rate_limits]`.
     pub rate_limits: fn() -> RateLimitConfig,
+    /// Lay the keys out as a rotation does (SECURITY.md): the services also trust
+    /// [`PREVIOUS_PUBLIC_KEY`], the gateway also [`OTHER_PUBLIC_KEY`], both copies of the
+    /// current public key to begin with, all in [`Stack::key_dir`].
+    pub key_rotation_files: bool,
 }
+
+/// The services' second trusted key file when [`StackOptions::key_rotation_files`] is set.
+pub const PREVIOUS_PUBLIC_KEY: &str = "token-signing.previous.pub.pem";
+/// The gateway's second trusted key file when [`StackOptions::key_rotation_files`] is set.
+pub const OTHER_PUBLIC_KEY: &str = "token-signing.other.pub.pem";
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -78,6 +91,7 @@ impl Default for StackOptions {
             otlp_endpoint: String::new(),
             metrics: false,
             rate_limits: RateLimitConfig::generous,
+            key_rotation_files: false,
         }
     }
 }
@@ -160,6 +174,13 @@ impl Stack {
     pub async fn start(options: StackOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = TestKeys::new();
+        if options.key_rotation_files {
+            let dir = keys.public_key_path().parent().map(Path::to_path_buf);
+            for slot in [PREVIOUS_PUBLIC_KEY, OTHER_PUBLIC_KEY] {
+                let copy = dir.as_deref().unwrap_or(Path::new(".")).join(slot);
+                std::fs::copy(keys.public_key_path(), copy).expect("copy the public key");
+            }
+        }
         let (databases, postgres) = match options.storage {
             Storage::Sqlite => {
                 let path = |name: &str| DatabaseConfig::sqlite_file(&dir.path().join(name));
@@ -250,7 +271,19 @@ impl Stack {
     }
 
     fn auth(&self) -> AuthConfig {
-        self.keys.auth_config()
+        let mut auth = self.keys.auth_config();
+        if self.options.key_rotation_files {
+            auth.previous_public_key_paths = vec![self.key_dir().join(PREVIOUS_PUBLIC_KEY)];
+        }
+        auth
+    }
+
+    /// The directory of the token keys' files (a Secret's mount, in Kubernetes).
+    pub fn key_dir(&self) -> PathBuf {
+        let public = self.keys.public_key_path();
+        public
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 
     fn server(&self) -> ServerConfig {
@@ -383,6 +416,9 @@ impl Stack {
         // rate_limits.rs sets its own limits).
         config.rate_limits = (self.options.rate_limits)();
         config.oauth.private_key_path = self.keys.private_key_path();
+        if self.options.key_rotation_files {
+            config.oauth.trusted_public_key_paths = vec![self.key_dir().join(OTHER_PUBLIC_KEY)];
+        }
         config.account.client.hostport = self.addresses(Kind::Account);
         config.warehouse.client.hostport = self.addresses(Kind::Warehouse);
         config.payment.client.hostport = self.addresses(Kind::Payment);

@@ -22,7 +22,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
 /// Cacheable for five minutes: a new key is trusted (listed) well before it signs (SECURITY.md,
 /// "Rotating the token-signing key").
 async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.tokens.public_keys().clone()).into_response();
+    let mut response = Json(state.tokens.public_keys()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

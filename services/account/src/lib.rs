@@ -78,7 +78,7 @@ impl Application {
         listener: TcpListener,
         stop: CancellationToken,
     ) -> Result<Self, BuildError> {
-        let verifier = settings.auth.verifier()?;
+        let verifier = settings.auth.live_verifier(stop.clone())?;
         let admin = admin_account(&settings.admin)?;
         let hasher = PasswordHasher::new(&settings.password_hashing)?;
         let database = Database::connect(&settings.database, MIGRATIONS)

@@ -108,7 +108,7 @@ impl Application {
         if !problems.is_empty() {
             return Err(BuildError::Config(problems));
         }
-        let verifier = settings.auth.verifier()?;
+        let verifier = settings.auth.live_verifier(stop.clone())?;
         let tokens = match tokens {
             Some(tokens) => tokens,
             None => Arc::new(ClientCredentials::new(&settings.service_credentials)?),

@@ -229,11 +229,35 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// The current key's file, then every previous one's.
+    pub fn key_paths(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.public_key_path)
+            .chain(&self.previous_public_key_paths)
+            .cloned()
+            .collect()
+    }
+
     /// Trusts the current key and every previous one; a missing or malformed file is an error,
     /// so a mistyped path stops the program at start instead of refusing tokens later.
     pub fn verifier(&self) -> Result<crate::tokens::TokenVerifier, crate::tokens::TokenError> {
-        let paths = std::iter::once(&self.public_key_path).chain(&self.previous_public_key_paths);
-        crate::tokens::TokenVerifier::from_pem_files(paths.map(PathBuf::as_path), &self.issuer)
+        let keys = crate::key_watch::read_public_keys(&self.key_paths())?;
+        Ok(crate::tokens::TokenVerifier::new(keys, &self.issuer))
+    }
+
+    /// As [`Self::verifier`], and the keys follow their files until `stop` (a rotation by
+    /// changing a mounted Secret, [`crate::key_watch`]).
+    pub fn live_verifier(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<crate::tokens::TokenVerifier, crate::tokens::TokenError> {
+        let verifier = self.verifier()?;
+        crate::key_watch::follow_public_keys(
+            verifier.clone(),
+            self.key_paths(),
+            crate::reload::ReloadTiming::default(),
+            stop,
+        )?;
+        Ok(verifier)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod grpc_message_limit;
 pub mod grpc_reflection;
 pub mod grpc_server;
 pub mod health;
+pub mod key_watch;
 pub mod metrics;
 pub mod program;
 pub mod read_cache;

@@ -35,7 +35,7 @@ impl Default for ReloadTiming {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot watch config directory {dir}: {source}")]
+#[error("cannot watch directory {dir}: {source}")]
 pub struct ReloadError {
     dir: String,
     source: notify::Error,
@@ -62,17 +62,57 @@ where
         return Ok(receiver);
     };
 
+    let watched = dir.display().to_string();
+    watch_directories(vec![dir], timing, stop, move || match source.load::<T>() {
+        Ok(fresh) => {
+            let changed = sender.send_if_modified(|current| {
+                if *current == fresh {
+                    false
+                } else {
+                    *current = fresh;
+                    true
+                }
+            });
+            if changed {
+                tracing::info!(dir = %watched, "configuration reloaded");
+                metrics::counter!("config_reloads_total", "outcome" => "accepted").increment(1);
+            }
+        }
+        Err(error) => {
+            metrics::counter!("config_reloads_total", "outcome" => "refused").increment(1);
+            tracing::warn!(%error, "configuration file is invalid; keeping the last good configuration");
+        }
+    })?;
+    Ok(receiver)
+}
+
+/// Calls `reread` after every burst of changes in any of `dirs` (once it has settled) and every
+/// poll interval, until `stop` fires. `reread` reads what it needs and decides whether anything
+/// changed: events only say "look again". Kubernetes swaps a mounted ConfigMap's or Secret's
+/// files by renaming a symlink in their directory, which is why directories are watched.
+pub fn watch_directories(
+    dirs: Vec<std::path::PathBuf>,
+    timing: ReloadTiming,
+    stop: CancellationToken,
+    mut reread: impl FnMut() + Send + 'static,
+) -> Result<(), ReloadError> {
     let (events_tx, mut events) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
         // Which event it was does not matter: we re-read and compare.
         let _ = events_tx.send(());
     })
-    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w))
     .map_err(|source| ReloadError {
-        dir: dir.display().to_string(),
+        dir: String::new(),
         source,
     })?;
-
+    for dir in &dirs {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| ReloadError {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+    }
     tokio::spawn(async move {
         let mut poll = tokio::time::interval(timing.poll_interval);
         poll.tick().await; // the first tick is immediate
@@ -86,33 +126,15 @@ where
                 }
                 _ = poll.tick() => {}
             }
-            match source.load::<T>() {
-                Ok(fresh) => {
-                    let changed = sender.send_if_modified(|current| {
-                        if *current == fresh {
-                            false
-                        } else {
-                            *current = fresh;
-                            true
-                        }
-                    });
-                    if changed {
-                        tracing::info!(dir = %dir.display(), "configuration reloaded");
-                        metrics::counter!("config_reloads_total", "outcome" => "accepted")
-                            .increment(1);
-                    }
-                }
-                Err(error) => {
-                    metrics::counter!("config_reloads_total", "outcome" => "refused").increment(1);
-                    tracing::warn!(%error, "configuration file is invalid; keeping the last good configuration");
-                }
-            }
+            reread();
         }
         // Dropping the watcher here, not earlier, keeps events flowing while we run.
-        let _ = watcher.unwatch(&dir);
-        tracing::info!("config watcher stopped");
+        for dir in &dirs {
+            let _ = watcher.unwatch(dir);
+        }
+        tracing::debug!("directory watcher stopped");
     });
-    Ok(receiver)
+    Ok(())
 }
 
 /// A channel that starts at `initial` and then carries `pick(update)` for every update of

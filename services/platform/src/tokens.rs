@@ -9,7 +9,10 @@
 //! several keys: it checks a token against the key it names, and a token from before key ids
 //! (no `kid`) against each trusted key in turn.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{Arc, RwLock},
+};
 
 use ed25519_dalek::{
     SigningKey, VerifyingKey,
@@ -130,6 +133,8 @@ pub enum TokenError {
     KeyFormat { path: String, message: String },
     #[error("not an Ed25519 PEM key: {0}")]
     KeyEncoding(String),
+    #[error(transparent)]
+    KeyWatch(#[from] crate::reload::ReloadError),
 }
 
 impl TokenError {
@@ -144,7 +149,10 @@ impl TokenError {
             Self::NotAnAccessToken => "not_an_access_token",
             Self::NotARefreshToken => "not_a_refresh_token",
             Self::UnknownKey { .. } => "unknown_key",
-            Self::KeyFile { .. } | Self::KeyFormat { .. } | Self::KeyEncoding(_) => "key",
+            Self::KeyFile { .. }
+            | Self::KeyFormat { .. }
+            | Self::KeyEncoding(_)
+            | Self::KeyWatch(_) => "key",
         }
     }
 }
@@ -152,14 +160,34 @@ impl TokenError {
 /// Verifies tokens with the issuer's public keys: the current one and, during a key rotation,
 /// the others named in the configuration. Access tokens it accepted are remembered until they
 /// expire ([`crate::token_cache`]), so a client's next request with the same token costs a map
-/// lookup instead of a signature check; clones share what was remembered.
+/// lookup instead of a signature check; clones share the keys and what was remembered.
+///
+/// The keys can be replaced while the program runs ([`Self::trust`], driven by
+/// [`crate::key_watch`]); what was remembered goes with the keys it was verified with, so a
+/// token of a key no longer trusted is refused from the next request on.
 #[derive(Clone)]
 pub struct TokenVerifier {
+    current: Arc<RwLock<Arc<TrustedSet>>>,
+    validation: Validation,
+}
+
+/// The keys trusted at one time, and the tokens verified with them.
+struct TrustedSet {
     /// In the order given: the current key first, so tokens without a key id usually match at
     /// the first try.
-    keys: Arc<[TrustedKey]>,
-    validation: Validation,
-    verified: Arc<crate::token_cache::VerifiedTokens>,
+    keys: Box<[TrustedKey]>,
+    public: Vec<VerifyingKey>,
+    verified: crate::token_cache::VerifiedTokens,
+}
+
+impl TrustedSet {
+    fn new(public: Vec<VerifyingKey>) -> Arc<Self> {
+        Arc::new(Self {
+            keys: public.iter().copied().map(TrustedKey::from).collect(),
+            public,
+            verified: Default::default(),
+        })
+    }
 }
 
 impl TokenVerifier {
@@ -171,10 +199,37 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = 5;
         Self {
-            keys: keys.into_iter().map(TrustedKey::from).collect(),
+            current: Arc::new(RwLock::new(TrustedSet::new(keys.into_iter().collect()))),
             validation,
-            verified: Default::default(),
         }
+    }
+
+    /// From now on, accepts tokens signed by `keys` only (the current key first). Returns
+    /// whether that changed anything.
+    pub fn trust(&self, keys: Vec<VerifyingKey>) -> bool {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.public == keys {
+            return false;
+        }
+        *current = TrustedSet::new(keys);
+        true
+    }
+
+    /// The keys trusted now, the current one first.
+    pub fn trusted_keys(&self) -> Vec<VerifyingKey> {
+        self.set().public.clone()
+    }
+
+    fn set(&self) -> Arc<TrustedSet> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// `public_key_pem` is an Ed25519 SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
@@ -196,9 +251,13 @@ impl TokenVerifier {
 
     /// Verifies signature, issuer and expiry, and returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_with(&self.set(), token)
+    }
+
+    fn verify_with(&self, set: &TrustedSet, token: &str) -> Result<Claims, TokenError> {
         match jsonwebtoken::decode_header(token)?.kid {
             Some(kid) => {
-                let trusted = self.keys.iter().find(|trusted| trusted.kid == kid);
+                let trusted = set.keys.iter().find(|trusted| trusted.kid == kid);
                 // The id is the sender's text and ends up in logs and error messages: a real
                 // one is 16 characters, so anything past 64 is cut.
                 let trusted = trusted.ok_or_else(|| TokenError::UnknownKey {
@@ -206,14 +265,14 @@ impl TokenVerifier {
                 })?;
                 Ok(self.decode(token, trusted)?)
             }
-            None => self.verify_with_any_key(token),
+            None => self.verify_with_any_key(set, token),
         }
     }
 
     /// A token from before key ids: the first key whose signature matches decides.
-    fn verify_with_any_key(&self, token: &str) -> Result<Claims, TokenError> {
+    fn verify_with_any_key(&self, set: &TrustedSet, token: &str) -> Result<Claims, TokenError> {
         let mut refused = JwtError::from(ErrorKind::InvalidSignature);
-        for trusted in self.keys.iter() {
+        for trusted in set.keys.iter() {
             match self.decode(token, trusted) {
                 Ok(claims) => return Ok(claims),
                 // Not signed with this key; maybe with the next.
@@ -234,10 +293,13 @@ impl TokenVerifier {
         // Accepted while `exp >= now - leeway`, as jsonwebtoken's own expiry check does.
         let not_before =
             jsonwebtoken::get_current_timestamp() as i64 - self.validation.leeway as i64;
-        if let Some(caller) = self.verified.get(token, not_before) {
+        let set = self.set();
+        if let Some(caller) = set.verified.get(token, not_before) {
             return Ok(caller);
         }
-        let claims = self.verify(token).inspect_err(verification_failed)?;
+        let claims = self
+            .verify_with(&set, token)
+            .inspect_err(verification_failed)?;
         if claims.token_use != TokenUse::Access {
             let error = TokenError::NotAnAccessToken;
             verification_failed(&error);
@@ -245,7 +307,7 @@ impl TokenVerifier {
         }
         let exp = claims.exp;
         let caller = Caller::from(claims);
-        self.verified.insert(token, caller.clone(), exp, not_before);
+        set.verified.insert(token, caller.clone(), exp, not_before);
         Ok(caller)
     }
 }
@@ -418,7 +480,7 @@ mod tests {
         let (signer, verifier) = pair();
         let token = signer.sign(&claims(TokenUse::Access, 60)).expect("sign");
         let first = verifier.verify_access(&token).expect("verify");
-        assert_eq!(verifier.verified.len(), 1);
+        assert_eq!(verifier.set().verified.len(), 1);
         // A clone shares the cache; the answer is the same.
         assert_eq!(
             verifier.clone().verify_access(&token).expect("cached"),
@@ -430,14 +492,14 @@ mod tests {
         assert!(verifier.verify_access(&expired).is_err());
         let refresh = signer.sign(&claims(TokenUse::Refresh, 60)).expect("sign");
         assert!(verifier.verify_access(&refresh).is_err());
-        assert_eq!(verifier.verified.len(), 1);
+        assert_eq!(verifier.set().verified.len(), 1);
 
         // A remembered token is refused once its expiry (plus leeway) has passed.
         let short = signer.sign(&claims(TokenUse::Access, -4)).expect("sign");
         assert!(verifier.verify_access(&short).is_ok(), "within the leeway");
         let now = jsonwebtoken::get_current_timestamp() as i64;
-        assert!(verifier.verified.get(&short, now - 5).is_some());
-        assert!(verifier.verified.get(&short, now - 5 + 2).is_none());
+        assert!(verifier.set().verified.get(&short, now - 5).is_some());
+        assert!(verifier.set().verified.get(&short, now - 5 + 2).is_none());
     }
 
     #[test]
@@ -558,7 +620,11 @@ mod tests {
             both.verify_access(&impostor),
             Err(TokenError::Invalid(e)) if *e.kind() == ErrorKind::InvalidSignature
         ));
-        assert_eq!(verifier.verified.len(), 0, "refusals are not remembered");
+        assert_eq!(
+            verifier.set().verified.len(),
+            0,
+            "refusals are not remembered"
+        );
     }
 
     #[test]
@@ -600,7 +666,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(header.kid.as_deref(), Some(signer.key_id()));
-        assert_eq!(verifier.keys[0].kid, signer.key_id());
+        assert_eq!(verifier.set().keys[0].kid, signer.key_id());
         let public =
             crate::token_keys::public_key_from_pem(keys.public_pem.as_bytes()).expect("public");
         assert_eq!(crate::token_keys::key_id(&public), signer.key_id());

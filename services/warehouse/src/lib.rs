@@ -62,7 +62,7 @@ impl Application {
         listener: TcpListener,
         stop: CancellationToken,
     ) -> Result<Self, BuildError> {
-        let verifier = settings.auth.verifier()?;
+        let verifier = settings.auth.live_verifier(stop.clone())?;
         let database = Database::connect(&settings.database, MIGRATIONS)
             .await?
             .report_metrics("warehouse");
