@@ -388,10 +388,7 @@ async fn values_round_trip(config: DatabaseConfig) {
         row.try_get::<String, _>("fallback").expect("fallback"),
         "ünïcödé 'quoted'"
     );
-    assert_eq!(
-        row.try_get::<Option<i64>, _>("absent").expect("null"),
-        None
-    );
+    assert_eq!(row.try_get::<Option<i64>, _>("absent").expect("null"), None);
     assert!(matches!(
         row.try_get::<i64, _>("body"),
         Err(SqlError::Decode { .. })
