@@ -59,20 +59,27 @@ impl fmt::Display for Service {
     }
 }
 
-/// One failed validation rule, as the REST contract's optional `errors` array lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+/// One failed validation rule, as the REST contract's optional `errors` array lists it: the
+/// services' own type, which every program shares.
+pub use platform::validation::FieldError;
 
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+/// RPC field names whose REST spelling differs (the last part of a field's path).
+const REST_FIELD_NAMES: [(&str, &str); 2] = [("price_cents", "price"), ("product_id", "id")];
+
+/// A service's field error with the field named as the REST body names it
+/// (`items[0].product_id` is `items[0].id`, `price_cents` is `price`).
+fn rest_field(mut error: FieldError) -> FieldError {
+    let (parent, last) = match error.field.rsplit_once('.') {
+        Some((parent, last)) => (Some(parent), last),
+        None => (None, error.field.as_str()),
+    };
+    if let Some((_, rest)) = REST_FIELD_NAMES.iter().find(|(rpc, _)| *rpc == last) {
+        error.field = match parent {
+            Some(parent) => format!("{parent}.{rest}"),
+            None => (*rest).to_owned(),
+        };
     }
+    error
 }
 
 /// Why a backend call did not produce an answer.
@@ -181,7 +188,10 @@ impl BackendErrorKind {
         match status.code() {
             Code::InvalidArgument | Code::OutOfRange => Self::InvalidInput {
                 message,
-                errors: Vec::new(),
+                // The service's own per-field verdicts (google.rpc.BadRequest), when it sent them.
+                errors: platform::grpc_error_details::field_errors(status)
+                    .map(|errors| errors.into_iter().collect())
+                    .unwrap_or_default(),
             },
             Code::NotFound => Self::NotFound(message),
             Code::AlreadyExists => Self::Conflict(message),
@@ -410,8 +420,13 @@ impl From<BackendError> for ApiError {
     fn from(error: BackendError) -> Self {
         let service = error.service;
         match error.kind {
-            BackendErrorKind::InvalidInput { message, errors } => {
+            // The service that owns the data decided; the gateway only renames its fields to
+            // the REST body's and says the same.
+            BackendErrorKind::InvalidInput { message, errors } if errors.is_empty() => {
                 Self::BadRequest { message, errors }
+            }
+            BackendErrorKind::InvalidInput { errors, .. } => {
+                Self::invalid(errors.into_iter().map(rest_field).collect())
             }
             BackendErrorKind::NotFound(message) => Self::NotFound(message),
             BackendErrorKind::Conflict(message) | BackendErrorKind::WrongState(message) => {

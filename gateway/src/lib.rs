@@ -6,22 +6,22 @@
 //! HTTP answers; [`oauth`] issues tokens; [`server`] serves connections and shuts down
 //! gracefully.
 
-pub mod auth;
-pub mod backends;
+mod auth;
+mod backends;
 pub mod configuration;
-pub mod errors;
-pub mod forwarded;
-pub mod input;
-pub mod metrics;
-pub mod oauth;
-pub mod rate_limit;
-pub mod readiness;
+mod errors;
+mod forwarded;
+mod input;
+mod metrics;
+mod oauth;
+mod rate_limit;
+mod readiness;
 pub mod routes;
 mod server;
 mod storefront;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod throttle;
+mod throttle;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

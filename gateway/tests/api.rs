@@ -884,3 +884,177 @@ async fn behind_a_trusted_proxy_password_guessing_is_throttled_per_forwarded_cli
     }
     stack.shut_down().await;
 }
+
+/// Each rule has one owner: the service that owns the data decides, and the REST answer is its
+/// verdict, field by field, whatever protocol the input came in by. The same product inputs
+/// sent to the warehouse over gRPC (its `google.rpc.BadRequest` details) and through the
+/// gateway over REST get the same failed fields and messages (only `price_cents` is spelt
+/// `price` in REST); the same carts sent to the payment service likewise; and the e-mail rules
+/// are the account service's (the gateway once had stricter ones of its own).
+#[tokio::test]
+async fn the_owner_decides_and_every_protocol_says_the_same() {
+    use platform::{grpc_error_details::field_errors, rpc_metadata::CallMetadata};
+    use rpc_idl::{
+        payment::{PaymentServiceClientBuilder, Purchase, SettleRequest, SettlementItem},
+        warehouse::{
+            CreateProductRequest, ProductInput, SpecificationInput, WarehouseServiceClientBuilder,
+        },
+    };
+
+    let stack = Stack::start().await;
+    let http = &stack.http;
+    let admin = http.admin_token().await;
+    let as_admin = CallMetadata {
+        token: Some(admin.clone()),
+        request_id: None,
+    };
+    let warehouse = WarehouseServiceClientBuilder::new("warehouse")
+        .address(stack.warehouse.address)
+        .build();
+    let rest_errors = |body: serde_json::Value| {
+        let errors = body["errors"].as_array().expect("errors").clone();
+        let errors: Vec<(String, String)> = errors
+            .iter()
+            .map(|e| {
+                let text = |key: &str| e[key].as_str().expect(key).to_owned();
+                (text("field"), text("message"))
+            })
+            .collect();
+        let message = errors
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert_eq!(body["message"], message.as_str(), "{body}");
+        errors
+    };
+    let grpc_errors = |status: &volo_grpc::Status, renames: &[(&str, &str)]| {
+        field_errors(status)
+            .expect("per-field details")
+            .into_iter()
+            .map(|error| {
+                let field = renames
+                    .iter()
+                    .fold(error.field, |field, (rpc, rest)| field.replace(rpc, rest));
+                (field, error.message)
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Products: (REST body, the same as the warehouse's input).
+    let products = [
+        (
+            json!({"title": "", "price": -1, "rate": 11, "specifications": [{"item": "a"}]}),
+            ("", -100, 11.0, vec![("a", "")]),
+        ),
+        (
+            json!({"title": "x".repeat(51), "price": 1}),
+            (&*"x".repeat(51), 100, 0.0, vec![]),
+        ),
+        (
+            json!({"title": "Tab\there", "price": 1, "specifications": [{"item": " ", "value": "v"}]}),
+            ("Tab\there", 100, 0.0, vec![(" ", "v")]),
+        ),
+    ];
+    for (body, (title, price_cents, rate, specifications)) in products {
+        let input = ProductInput {
+            title: title.to_owned().into(),
+            price_cents,
+            rate,
+            specifications: specifications
+                .iter()
+                .map(|(item, value)| SpecificationInput {
+                    item: (*item).to_owned().into(),
+                    value: (*value).to_owned().into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let status = warehouse
+            .create_product(as_admin.grpc_request(CreateProductRequest {
+                product: Some(input),
+            }))
+            .await
+            .expect_err("refused over gRPC");
+        assert_eq!(status.code(), volo_grpc::Code::InvalidArgument);
+        let over_grpc = grpc_errors(&status, &[("price_cents", "price")]);
+        let over_rest = http
+            .json(Method::POST, "/restful/products", Some(&admin), &body)
+            .await
+            .expect(400)
+            .json();
+        assert_eq!(rest_errors(over_rest), over_grpc, "{body}");
+    }
+
+    // Carts: the payment service's rules.
+    let token = new_customer(http, "olive", "13800000031").await;
+    let as_olive = CallMetadata {
+        token: Some(token.clone()),
+        request_id: None,
+    };
+    let payment = PaymentServiceClientBuilder::new("payment")
+        .address(stack.payment.address)
+        .build();
+    let purchase = |name: &str| {
+        Some(Purchase {
+            name: name.to_owned().into(),
+            telephone: "13800000031".into(),
+            location: "Here".into(),
+            ..Default::default()
+        })
+    };
+    let carts = [
+        (
+            json!({"items": [{"id": 1, "amount": 0}], "purchase": {"name": " ", "telephone": "13800000031", "location": "Here"}}),
+            vec![SettlementItem {
+                product_id: 1,
+                amount: 0,
+            }],
+            purchase(" "),
+        ),
+        (json!({"items": []}), vec![], None),
+    ];
+    for (body, items, purchase) in carts {
+        let status = payment
+            .settle(as_olive.grpc_request(SettleRequest {
+                items,
+                purchase,
+                idempotency_key: Default::default(),
+            }))
+            .await
+            .expect_err("refused over gRPC");
+        let over_grpc = grpc_errors(&status, &[(".product_id", ".id")]);
+        let over_rest = http
+            .json(Method::POST, "/restful/settlements", Some(&token), &body)
+            .await
+            .expect(400)
+            .json();
+        assert_eq!(rest_errors(over_rest), over_grpc, "{body}");
+    }
+
+    // Accounts: the account service's e-mail rules, not a second set in the gateway.
+    let register = |username: &str, email: &str, telephone: &str| {
+        json!({"username": username, "password": "pw", "name": "N",
+               "telephone": telephone, "email": email})
+    };
+    http.json(
+        Method::POST,
+        "/restful/accounts",
+        None,
+        &register("localmail", "a@localhost", "13800000032"),
+    )
+    .await
+    .expect(200);
+    let refused = http
+        .json(
+            Method::POST,
+            "/restful/accounts",
+            None,
+            &register("unicodemail", "ü@example.com", "13800000033"),
+        )
+        .await
+        .expect(400)
+        .json();
+    assert_eq!(rest_errors(refused)[0].0, "email");
+    stack.shut_down().await;
+}

@@ -32,7 +32,6 @@ use tokio::{sync::watch, time::Instant};
 use tracing::Instrument;
 
 pub use account::{AccountBackend, NewAccount, ProfileUpdate};
-pub use grpc::GrpcBackend;
 pub use payment::{PaymentBackend, PaymentChange};
 pub use warehouse::WarehouseBackend;
 

@@ -4,7 +4,7 @@
 
 use crate::{
     domain::{
-        Account, NewAccount, Password, ProfileUpdate, Role, UniqueField, Username, ValidationErrors,
+        Account, FieldErrors, NewAccount, Password, ProfileUpdate, Role, UniqueField, Username,
     },
     passwords::{HashError, PasswordHasher},
     store::{Store, StoreError},
@@ -14,7 +14,7 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("invalid input: {0}")]
-    Invalid(ValidationErrors),
+    Invalid(FieldErrors),
     #[error("an account with this {} already exists", .0.name())]
     Conflict(UniqueField),
     #[error("account not found")]

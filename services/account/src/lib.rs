@@ -7,7 +7,7 @@
 
 mod accounts;
 pub mod configuration;
-pub mod domain;
+mod domain;
 mod passwords;
 pub mod rpc;
 mod store;
@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use crate::{
     accounts::{AccountError, Accounts},
     configuration::{AdminSeed, Settings},
-    domain::{NewAccount, RegistrationInput, ValidationErrors},
+    domain::{FieldErrors, NewAccount, RegistrationInput},
     passwords::{HashError, PasswordHasher},
     rpc::AccountRpc,
     store::Store,
@@ -56,7 +56,7 @@ pub enum BuildError {
     #[error("[password_hashing]: {0}")]
     Hashing(#[from] HashError),
     #[error("[admin] breaks the account rules: {0}")]
-    InvalidAdmin(ValidationErrors),
+    InvalidAdmin(FieldErrors),
     #[error("cannot seed the administrator: {0}")]
     Seed(#[source] AccountError),
 }

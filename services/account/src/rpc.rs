@@ -19,8 +19,8 @@ use volo_thrift::{ApplicationException, ApplicationExceptionKind, MaybeException
 use crate::{
     accounts::{AccountError, Accounts},
     domain::{
-        Account, NewAccount, Password, ProfileUpdate, RegistrationInput, UniqueField, UpdateInput,
-        Username, ValidationErrors, access,
+        Account, FieldErrors, NewAccount, Password, ProfileUpdate, RegistrationInput, UniqueField,
+        UpdateInput, Username, access,
     },
 };
 
@@ -70,9 +70,7 @@ impl AccountRpc {
             Ok(username) => username,
             // Whoever may not read other accounts learns nothing about this name either.
             Err(message) if access::may_read_any(&caller) => {
-                return Err(Refusal::Invalid(ValidationErrors::single(
-                    "username", message,
-                )));
+                return Err(Refusal::Invalid(FieldErrors::single("username", message)));
             }
             Err(_) => return Err(Refusal::NOT_YOURS_TO_READ),
         };
@@ -254,7 +252,7 @@ enum Refusal {
     Unauthenticated(String),
     PermissionDenied(&'static str),
     NotFound,
-    Invalid(ValidationErrors),
+    Invalid(FieldErrors),
     Conflict(UniqueField),
     BadCredentials,
     Busy,
@@ -425,14 +423,14 @@ fn permission_denied(message: &'static str) -> wire::PermissionDenied {
     }
 }
 
-fn invalid_input(errors: &ValidationErrors) -> wire::InvalidInput {
+fn invalid_input(errors: &FieldErrors) -> wire::InvalidInput {
     wire::InvalidInput {
         message: errors.to_string().into(),
         errors: errors
             .errors()
             .iter()
             .map(|error| wire::FieldError {
-                field: FastStr::from_static_str(error.field),
+                field: FastStr::from(error.field.clone()),
                 message: error.message.clone().into(),
             })
             .collect(),

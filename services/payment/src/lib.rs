@@ -11,7 +11,7 @@
 //! by [`Application::build`] and stop when the stop token is cancelled.
 
 pub mod configuration;
-pub mod domain;
+mod domain;
 mod expiry;
 mod outbox;
 mod payments;

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use crate::{
     configuration::Settings,
     domain::{
-        IdempotencyKey, Operation, PayState, Payment, Replay, Settlement, TotalError,
-        ValidationErrors, Wallet, total_cents,
+        FieldErrors, IdempotencyKey, Operation, PayState, Payment, Replay, Settlement, TotalError,
+        Wallet, total_cents,
     },
     outbox::Relay,
     store::{Change, ChangeOutcome, CreateOutcome, KeyedRequest, NewPayment, Store, StoreError},
@@ -32,7 +32,7 @@ const PRICE_LOOKUPS: usize = 8;
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error("{0}")]
-    Invalid(ValidationErrors),
+    Invalid(FieldErrors),
     #[error("payment {0} not found")]
     PaymentNotFound(String),
     #[error("product {0} not found")]
@@ -62,8 +62,8 @@ pub enum PaymentError {
     Internal(String),
 }
 
-impl From<ValidationErrors> for PaymentError {
-    fn from(errors: ValidationErrors) -> Self {
+impl From<FieldErrors> for PaymentError {
+    fn from(errors: FieldErrors) -> Self {
         Self::Invalid(errors)
     }
 }
@@ -158,7 +158,7 @@ impl Payments {
             total_cents(&settlement.cart, &prices, rules.shipping_fee_cents).map_err(|error| {
                 match error {
                     TotalError::Overflow => {
-                        ValidationErrors::single("items", "the total is too large").into()
+                        FieldErrors::single("items", "the total is too large").into()
                     }
                     TotalError::MissingPrice(product) => {
                         PaymentError::Internal(format!("no price for product {product}"))

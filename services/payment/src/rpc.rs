@@ -20,7 +20,7 @@ use volo_grpc::{Request, Response, Status};
 
 use crate::{
     domain::{
-        IdempotencyKey, PayState, Payment, PurchaseInput, Settlement, ValidationErrors, Wallet,
+        FieldErrors, IdempotencyKey, PayState, Payment, PurchaseInput, Settlement, Wallet,
         parse_pay_id,
     },
     payments::{PaymentError, Payments},
@@ -100,7 +100,7 @@ impl PaymentService for PaymentRpc {
                 pay: p.pay.to_string(),
                 delivery: p.delivery.to_string(),
             });
-            let mut errors = ValidationErrors::default();
+            let mut errors = FieldErrors::default();
             let settlement = Settlement::parse(&lines, purchase)
                 .map_err(|e| errors.extend(e))
                 .ok();
@@ -192,7 +192,7 @@ impl PaymentService for PaymentRpc {
 fn change_request(
     req: ChangePaymentRequest,
 ) -> Result<(String, Option<IdempotencyKey>), PaymentError> {
-    let mut errors = ValidationErrors::default();
+    let mut errors = FieldErrors::default();
     let pay_id = parse_pay_id(&req.pay_id).map_err(|e| errors.extend(e)).ok();
     let key = IdempotencyKey::parse(&req.idempotency_key)
         .map_err(|e| errors.extend(e))
@@ -207,7 +207,7 @@ fn change_request(
 /// The one place payment failures become statuses (see the header of payment.proto).
 fn to_status(error: PaymentError) -> Status {
     match error {
-        PaymentError::Invalid(errors) => Status::invalid_argument(errors.to_string()),
+        PaymentError::Invalid(errors) => platform::grpc_error_details::invalid_argument(&errors),
         e @ (PaymentError::PaymentNotFound(_)
         | PaymentError::ProductNotFound(_)
         | PaymentError::ProductGone(_)) => Status::not_found(e.to_string()),
@@ -312,7 +312,7 @@ mod tests {
         use volo_grpc::Code;
         let cases = [
             (
-                PaymentError::Invalid(ValidationErrors::single("items", "must not be empty")),
+                PaymentError::Invalid(FieldErrors::single("items", "must not be empty")),
                 Code::InvalidArgument,
             ),
             (PaymentError::PaymentNotFound("x".into()), Code::NotFound),

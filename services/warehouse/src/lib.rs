@@ -6,7 +6,7 @@
 
 pub mod configuration;
 mod demo;
-pub mod domain;
+mod domain;
 mod rpc;
 mod store;
 

@@ -123,7 +123,7 @@ async fn answer<R>(
 /// The one mapping of warehouse errors to gRPC statuses. Storage details are logged, never sent.
 fn status(error: WarehouseError) -> Status {
     match &error {
-        WarehouseError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        WarehouseError::Invalid(errors) => platform::grpc_error_details::invalid_argument(errors),
         WarehouseError::ProductNotFound(_) | WarehouseError::ReservationNotFound(_) => {
             Status::not_found(error.to_string())
         }

@@ -1,7 +1,7 @@
 //! Accounts as the rest of the system sees them, and the validated requests that create and
 //! change them.
 
-use super::fields::{Email, Password, Role, Telephone, Username, ValidationErrors};
+use super::fields::{Email, FieldErrors, Password, Role, Telephone, Username};
 
 /// The longest display name, avatar URL and address, in characters: generous for people and
 /// links, and a bound on what one request can make the service store.
@@ -56,8 +56,8 @@ pub struct NewAccount {
 
 impl NewAccount {
     /// Checks every rule and reports all that failed.
-    pub fn parse(input: RegistrationInput) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+    pub fn parse(input: RegistrationInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
         let username = errors.check("username", Username::parse(&input.username));
         let password = errors.check("password", Password::new(&input.password));
         let profile = parse_profile(
@@ -101,8 +101,8 @@ pub struct ProfileUpdate {
 }
 
 impl ProfileUpdate {
-    pub fn parse(input: UpdateInput) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+    pub fn parse(input: UpdateInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
         let profile = parse_profile(
             &mut errors,
             ProfileInput {
@@ -133,7 +133,7 @@ struct ProfileInput {
     location: Option<String>,
 }
 
-fn parse_profile(errors: &mut ValidationErrors, input: ProfileInput) -> Option<Profile> {
+fn parse_profile(errors: &mut FieldErrors, input: ProfileInput) -> Option<Profile> {
     let name = errors.check("name", parse_name(input.name));
     let telephone = errors.check(
         "telephone",
@@ -210,7 +210,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             ["username", "password", "name", "telephone", "email"]
@@ -227,7 +227,7 @@ mod tests {
             ..registration()
         })
         .unwrap_err();
-        let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["password", "name", "avatar", "location"]);
         let at_the_limit = NewAccount::parse(RegistrationInput {
             name: "n".repeat(NAME_MAX_CHARS),

@@ -190,55 +190,7 @@ impl UniqueField {
     }
 }
 
-/// One failed rule: which request field, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field's name in the REST API, e.g. `telephone`.
-    pub field: &'static str,
-    pub message: String,
-}
-
-/// Every rule a request broke (never just the first).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ValidationErrors(Vec<FieldError>);
-
-impl ValidationErrors {
-    /// One broken rule.
-    pub fn single(field: &'static str, message: String) -> Self {
-        Self(vec![FieldError { field, message }])
-    }
-
-    /// Keeps a parsed value, or records why `field` failed.
-    pub fn check<T>(&mut self, field: &'static str, parsed: Result<T, String>) -> Option<T> {
-        match parsed {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.0.push(FieldError { field, message });
-                None
-            }
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn errors(&self) -> &[FieldError] {
-        &self.0
-    }
-}
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{} {}", error.field, error.message)?;
-        }
-        Ok(())
-    }
-}
+pub use platform::validation::FieldErrors;
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,5 @@ pub mod access;
 mod account;
 mod fields;
 
-pub use account::{Account, NewAccount, Profile, ProfileUpdate, RegistrationInput, UpdateInput};
-pub use fields::{
-    Email, FieldError, Password, Role, Telephone, USERNAME_MAX_CHARS, UniqueField, Username,
-    ValidationErrors,
-};
+pub use account::{Account, NewAccount, ProfileUpdate, RegistrationInput, UpdateInput};
+pub use fields::{FieldErrors, Password, Role, UniqueField, Username};

@@ -2,7 +2,7 @@
 //! repeats it with the same key, and gets the first answer back without anything happening twice.
 //! A key belongs to its caller; reusing one for a different request is refused.
 
-use super::{Payment, ValidationErrors};
+use super::{FieldErrors, Payment};
 
 /// The longest key accepted (the REST contract's `Idempotency-Key` limit).
 pub const MAX_KEY_CHARS: usize = 255;
@@ -13,18 +13,18 @@ pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     /// `Ok(None)` when no key was sent (an empty string is "no key").
-    pub fn parse(raw: &str) -> Result<Option<Self>, ValidationErrors> {
+    pub fn parse(raw: &str) -> Result<Option<Self>, FieldErrors> {
         if raw.is_empty() {
             return Ok(None);
         }
         if raw.chars().count() > MAX_KEY_CHARS {
-            return Err(ValidationErrors::single(
+            return Err(FieldErrors::single(
                 "idempotency_key",
                 format!("at most {MAX_KEY_CHARS} characters"),
             ));
         }
         if raw.chars().any(char::is_control) {
-            return Err(ValidationErrors::single(
+            return Err(FieldErrors::single(
                 "idempotency_key",
                 "must not contain control characters",
             ));

@@ -4,19 +4,18 @@
 mod idempotency;
 mod payment;
 mod settlement;
-mod validation;
 
 pub use idempotency::{IdempotencyKey, Operation, Replay};
 pub use payment::{PayState, Payment, PaymentItem, Wallet};
-pub use settlement::{Cart, Purchase, PurchaseInput, Settlement, TotalError, total_cents};
-pub use validation::{FieldError, ValidationErrors};
+pub use platform::validation::FieldErrors;
+pub use settlement::{Purchase, PurchaseInput, Settlement, TotalError, total_cents};
 
 /// Parses a payment id (a UUID in any of its usual spellings) into its canonical, lower-case,
 /// hyphenated form.
-pub fn parse_pay_id(raw: &str) -> Result<String, ValidationErrors> {
+pub fn parse_pay_id(raw: &str) -> Result<String, FieldErrors> {
     uuid::Uuid::parse_str(raw.trim())
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ValidationErrors::single("pay_id", "must be a payment id (a UUID)"))
+        .map_err(|_| FieldErrors::single("pay_id", "must be a payment id (a UUID)"))
 }
 
 #[cfg(test)]

@@ -97,14 +97,6 @@ impl Payment {
     pub fn is_overdue(&self, now_ms: i64) -> bool {
         self.state == PayState::Waiting && self.expires_ms <= now_ms
     }
-
-    /// Units per product, for the warehouse.
-    pub fn reservation_lines(&self) -> Vec<(i64, i64)> {
-        self.items
-            .iter()
-            .map(|item| (item.product_id, item.amount))
-            .collect()
-    }
 }
 
 /// One account's money, in cents. Never negative.

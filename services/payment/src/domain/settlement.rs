@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{PaymentItem, ValidationErrors};
+use super::{FieldErrors, PaymentItem};
 
 /// More distinct products than this in one cart is refused: each one costs a warehouse lookup.
 pub const MAX_PRODUCTS_PER_CART: usize = 100;
@@ -77,14 +77,14 @@ impl Settlement {
     pub fn parse(
         items: &[(i64, i64)],
         purchase: Option<PurchaseInput>,
-    ) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+    ) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
         let mut cart = BTreeMap::new();
         if items.is_empty() {
             errors.add("items", "must not be empty");
         }
         if items.len() > MAX_CART_LINES {
-            return Err(ValidationErrors::single(
+            return Err(FieldErrors::single(
                 "items",
                 format!("at most {MAX_CART_LINES} lines"),
             ));

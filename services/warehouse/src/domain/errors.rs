@@ -1,74 +1,8 @@
 //! What can go wrong in the warehouse, as the RPC layer needs to tell it apart.
 
-use std::fmt;
-
 use super::{PaymentId, ProductId, ReservationState};
 
-/// One rejected input field: `field` names it as the API does (`title`,
-/// `specifications[2].item`), `problem` says what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub problem: String,
-}
-
-/// Every rejected field of one request, in the order they were checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(Vec<FieldError>);
-
-impl FieldErrors {
-    /// Just one problem.
-    pub fn single(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        let mut errors = Self::default();
-        errors.add(field, problem);
-        errors
-    }
-
-    pub fn add(&mut self, field: impl Into<String>, problem: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            problem: problem.into(),
-        });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
-        self.0.iter()
-    }
-
-    /// `Ok(value)` when nothing was rejected. A parser that recorded no error must have produced
-    /// a value; if it did not, that is reported as an error on `field` rather than a panic.
-    pub(crate) fn finish<T>(self, value: Option<T>, field: &str) -> Result<T, FieldErrors> {
-        match value {
-            Some(value) if self.is_empty() => Ok(value),
-            Some(_) => Err(self),
-            None if self.is_empty() => {
-                let mut errors = self;
-                errors.add(field, "is invalid");
-                Err(errors)
-            }
-            None => Err(self),
-        }
-    }
-}
-
-/// `field: problem; field2: problem`, the form the API documents.
-impl fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", error.field, error.problem)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for FieldErrors {}
+pub use platform::validation::FieldErrors;
 
 /// The storage layer failed for a reason that is not the caller's fault.
 #[derive(Debug, thiserror::Error)]

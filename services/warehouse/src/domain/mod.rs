@@ -9,13 +9,12 @@ mod product;
 mod reservation;
 mod stock;
 
-pub use errors::{FieldError, FieldErrors, StorageFailure, WarehouseError};
+pub use errors::{FieldErrors, StorageFailure, WarehouseError};
 pub use product::{
     Advertisement, Product, ProductDraft, ProductId, ProductUpdate, Specification,
     SpecificationDraft, UncheckedProduct, UncheckedSpecification,
 };
 pub use reservation::{
-    PaymentId, Reservation, ReservationItems, ReservationLine, ReservationState, StockReservation,
-    UncheckedItem,
+    PaymentId, Reservation, ReservationLine, ReservationState, StockReservation, UncheckedItem,
 };
 pub use stock::{Stock, StockAmount, StockChange};

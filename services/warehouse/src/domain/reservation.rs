@@ -75,6 +75,7 @@ pub struct ReservationLine {
 pub struct ReservationItems(Vec<ReservationLine>);
 
 impl ReservationItems {
+    #[cfg(test)]
     pub fn parse(items: &[UncheckedItem]) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
         let parsed = Self::collect(items, &mut errors);

@@ -7,6 +7,7 @@ use super::{FieldErrors, ProductId};
 pub struct StockAmount(i64);
 
 impl StockAmount {
+    #[cfg(test)]
     pub fn parse(field: &str, raw: i64) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
         let amount = Self::collect(field, raw, &mut errors);
