@@ -16,7 +16,7 @@ use platform::{
 };
 
 use crate::domain::{
-    IdempotencyKey, Operation, PayState, Payment, PaymentItem, Purchase, Replay, Wallet,
+    IdempotencyKey, Move, Operation, PayState, Payment, PaymentItem, Purchase, Replay, Wallet,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -278,8 +278,8 @@ impl Store {
                     Change::Cancel => (PayState::Cancel, OutboxAction::Release),
                 };
                 // The common case in one statement: the owner's WAITING payment within its
-                // window changes state (the guard is the state machine's WAITING → PAYED |
-                // CANCEL edge).
+                // window changes state. The guard is `Payment::attempt`'s `Move::Allowed`
+                // (domain/payment.rs), in SQL so that of two racing changes exactly one wins.
                 let changed = sql::query(
                     "UPDATE payments SET state = $2, updated_ms = $3 \
                      WHERE pay_id = $1 AND account_id = $4 AND state = 'WAITING' \
@@ -300,13 +300,19 @@ impl Store {
                     if !current.is_owned_by(account_id) {
                         return Ok(ChangeOutcome::NotOwner);
                     }
-                    if current.state == PayState::Waiting {
-                        // Its window has closed.
-                        let call = time_out_in(&mut tx, &pay_id, now_ms).await?;
-                        tx.commit().await?;
-                        return Ok(ChangeOutcome::TimedOut { call });
-                    }
-                    return Ok(ChangeOutcome::NotWaiting(current.state));
+                    return match current.attempt(target, now_ms) {
+                        Move::WindowClosed => {
+                            let call = time_out_in(&mut tx, &pay_id, now_ms).await?;
+                            tx.commit().await?;
+                            Ok(ChangeOutcome::TimedOut { call })
+                        }
+                        Move::Final(state) => Ok(ChangeOutcome::NotWaiting(state)),
+                        // The guard and the rule disagree: a bug, not the caller's fault.
+                        Move::Allowed => Err(corrupt(
+                            "payments",
+                            format!("{pay_id} is changeable, yet the guarded UPDATE missed it"),
+                        )),
+                    };
                 };
                 let items = load_items(&mut tx, &pay_id).await?;
                 let payment = payment_from_row(&row, items)?;
@@ -544,7 +550,8 @@ fn outbox_entry(row: &Row) -> Result<OutboxEntry, StoreError> {
     })
 }
 
-/// The conditional WAITING -> TIMEOUT change plus the release it owes, inside `tx`.
+/// The conditional WAITING -> TIMEOUT change (`PayState::may_become`'s third edge, once the window
+/// has closed: `Payment::is_overdue`) plus the release it owes, inside `tx`.
 async fn time_out_in(
     tx: &mut Connection,
     pay_id: &str,

@@ -6,7 +6,7 @@ mod payment;
 mod settlement;
 
 pub use idempotency::{IdempotencyKey, Operation, Replay};
-pub use payment::{PayState, Payment, PaymentItem, Wallet};
+pub use payment::{Move, PayState, Payment, PaymentItem, Wallet};
 pub use platform::validation::FieldErrors;
 pub use settlement::{Purchase, PurchaseInput, Settlement, TotalError, total_cents};
 

@@ -15,6 +15,12 @@ pub enum PayState {
 }
 
 impl PayState {
+    /// The state machine's edges: WAITING may become PAYED, CANCEL or TIMEOUT, once; the other
+    /// three are final. The store's SQL guards (`… AND state = 'WAITING'`) are these edges.
+    pub fn may_become(self, next: PayState) -> bool {
+        self == Self::Waiting && next != Self::Waiting
+    }
+
     /// The stored and displayed spelling (the REST API's `payState`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,10 +99,34 @@ impl Payment {
         self.account_id == account_id
     }
 
+    /// What asking this payment to become `wanted` (PAYED or CANCEL, its owner's changes) at
+    /// `now_ms` comes to. The store's guarded UPDATE (`state = 'WAITING' AND expires_ms > now`)
+    /// is [`Move::Allowed`]; when it changes no row, this says why.
+    pub fn attempt(&self, wanted: PayState, now_ms: i64) -> Move {
+        if !self.state.may_become(wanted) {
+            Move::Final(self.state)
+        } else if self.is_overdue(now_ms) {
+            Move::WindowClosed
+        } else {
+            Move::Allowed
+        }
+    }
+
     /// WAITING with its window closed: it may only become TIMEOUT now.
     pub fn is_overdue(&self, now_ms: i64) -> bool {
         self.state == PayState::Waiting && self.expires_ms <= now_ms
     }
+}
+
+/// The answer of [`Payment::attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// The edge exists: the state changes.
+    Allowed,
+    /// Still WAITING, but its window has closed: it becomes TIMEOUT instead.
+    WindowClosed,
+    /// Already in this final state: nothing changes.
+    Final(PayState),
 }
 
 /// One account's money, in cents. Never negative.
@@ -153,5 +183,24 @@ mod tests {
         assert!(waiting.is_overdue(130_000));
         assert!(!payment(PayState::Payed).is_overdue(200_000));
         assert!(waiting.is_owned_by(3) && !waiting.is_owned_by(4));
+    }
+
+    #[test]
+    fn the_state_machine_has_one_edge_out_of_waiting_and_none_out_of_final_states() {
+        use PayState::*;
+        for from in [Waiting, Cancel, Payed, Timeout] {
+            for to in [Waiting, Cancel, Payed, Timeout] {
+                assert_eq!(
+                    from.may_become(to),
+                    from == Waiting && to != Waiting,
+                    "{from} -> {to}"
+                );
+            }
+        }
+        let waiting = payment(Waiting);
+        assert_eq!(waiting.attempt(Payed, 129_999), Move::Allowed);
+        assert_eq!(waiting.attempt(Cancel, 130_000), Move::WindowClosed);
+        assert_eq!(payment(Payed).attempt(Cancel, 0), Move::Final(Payed));
+        assert_eq!(payment(Timeout).attempt(Payed, 0), Move::Final(Timeout));
     }
 }
