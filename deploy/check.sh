@@ -2,8 +2,8 @@
 # Offline checks of the Kubernetes deployment: deploy/ (kustomize base and overlays), skaffold.yaml
 # and docker/Dockerfile. Nothing here contacts a cluster or a Docker engine; see
 # docs/KUBERNETES.md. The Rust side (the TOML in every ConfigMap parsed by the programs' real
-# config types, ports, probes and backend addresses) is `cargo test -p bookstore --test
-# deploy_manifests`, which runs with the rest of the tests.
+# config types, ports, probes and backend addresses) is `cargo test -p bookstore-deploy --test
+# manifests` (deploy/tests/manifests.rs), which runs with the rest of the tests.
 #
 # Needs kubectl (only for `kubectl kustomize`, which never talks to a server) and python3 >= 3.11.
 # The Python tools are pinned and installed into $repo/.venv-k8s (git-ignored) on first use.

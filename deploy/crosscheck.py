@@ -7,7 +7,7 @@ usage: crosscheck.py REPO_ROOT RENDERED.yaml [RENDERED.yaml ...]
 
 Each rendered file is one complete deployment (base, or an overlay) and is checked on its own.
 What the programs' own config types say about the TOML (ports, key paths, backend addresses) is
-checked by the Rust test launcher/tests/deploy_manifests.rs, which parses it with the real types.
+checked by the Rust test deploy/tests/manifests.rs, which parses it with the real types.
 """
 
 from __future__ import annotations

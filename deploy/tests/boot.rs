@@ -36,8 +36,6 @@
 //! `DEPLOY_CHECK_ROOT` boots another checkout's manifests (for example a scratch copy with a
 //! deliberately broken one) with this workspace's binaries.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -53,7 +51,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
+use bookstore_deploy::{
     k8s::{
         BASE_DIR, Container, Manifests, NAMESPACE, PodSpec, PortRef, Probe, Problems, Volume,
         VolumeMount, container_port_number, manifests, resolve_env,

@@ -21,10 +21,8 @@
 //! deliberately broken manifest) instead of this one.
 //!
 
-//! The manifest model, the rendering and the environment resolution live in `common/k8s.rs`;
-//! the programs' configuration loading in `common/programs.rs` (the boot test uses both).
-
-mod common;
+//! The manifest model, the rendering and the environment resolution live in `deploy/src/k8s.rs`;
+//! the programs' configuration loading in `deploy/src/programs.rs` (the boot test uses both).
 
 use std::{
     collections::BTreeMap,
@@ -34,7 +32,7 @@ use std::{
 };
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use common::{
+use bookstore_deploy::{
     k8s::{
         BASE_DIR, CONFIG_DIR, Container, ContainerPort, Manifests, NAMESPACE, POSTGRES_DIR,
         PodSpec, PortRef, Problems, container_port_number, expand_env_references, manifests,
