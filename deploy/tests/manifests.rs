@@ -20,7 +20,6 @@
 //! Set `DEPLOY_CHECK_ROOT` to check another checkout (for example a scratch copy with a
 //! deliberately broken manifest) instead of this one.
 //!
-
 //! The manifest model, the rendering and the environment resolution live in `deploy/src/k8s.rs`;
 //! the programs' configuration loading in `deploy/src/programs.rs` (the boot test uses both).
 
