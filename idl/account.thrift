@@ -79,8 +79,9 @@ exception PermissionDenied {
     1: required string message,
 }
 
-// More password hashing is waiting than the service takes; nothing was done. Try again shortly
-// (the gateway answers 503 with Retry-After).
+// More password hashing is waiting than the service takes, or its database is unavailable
+// (busy, out of connections, unreachable); nothing was done. Try again shortly (the gateway
+// answers 503 with Retry-After).
 exception Overloaded {
     1: required string message,
 }
@@ -153,11 +154,11 @@ service AccountService {
 
     // One account by username. Owner or ROLE_ADMIN.
     Account GetAccountByUsername(1: GetAccountByUsernameRequest req)
-        throws (1: NotFound not_found, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied, 4: InvalidInput invalid_input),
+        throws (1: NotFound not_found, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied, 4: InvalidInput invalid_input, 5: Overloaded overloaded),
 
     // One account by id. Owner or ROLE_ADMIN.
     Account GetAccountById(1: GetAccountByIdRequest req)
-        throws (1: NotFound not_found, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied),
+        throws (1: NotFound not_found, 2: Unauthenticated unauthenticated, 3: PermissionDenied permission_denied, 4: Overloaded overloaded),
 
     // Registers a new account with role ROLE_USER. Public.
     Account CreateAccount(1: CreateAccountRequest req)

@@ -262,11 +262,13 @@ thrift_exceptions! {
             message: e.message.to_string(),
             errors: field_errors(&e.errors),
         },
+        Overloaded(e) => BackendErrorKind::Unavailable(e.message.to_string()),
     }
     AccountServiceGetAccountByIdException {
         NotFound(e) => BackendErrorKind::NotFound(e.message.to_string()),
         Unauthenticated(e) => BackendErrorKind::Unauthenticated(e.message.to_string()),
         PermissionDenied(e) => BackendErrorKind::PermissionDenied(e.message.to_string()),
+        Overloaded(e) => BackendErrorKind::Unavailable(e.message.to_string()),
     }
     AccountServiceCreateAccountException {
         InvalidInput(e) => BackendErrorKind::InvalidInput {

@@ -22,7 +22,8 @@ pub enum AccountError {
     /// The same for an unknown user and a wrong password.
     #[error("bad credentials")]
     BadCredentials,
-    /// Too much password hashing is waiting; nothing was done.
+    /// Too much password hashing is waiting, or the database is unavailable (busy, out of
+    /// connections, unreachable); nothing was done.
     #[error("the service is overloaded; try again shortly")]
     Busy,
     /// Something that is not the caller's fault; details go to the log, not to the caller.
@@ -42,6 +43,11 @@ impl From<StoreError> for AccountError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(field) => AccountError::Conflict(field),
+            // The platform's one classification decides what is worth retrying.
+            StoreError::Database(error) if error.is_unavailable() => {
+                tracing::warn!(%error, "database unavailable");
+                AccountError::Busy
+            }
             other => AccountError::Internal(InternalError::Store(other)),
         }
     }

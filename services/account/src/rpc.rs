@@ -338,6 +338,7 @@ impl DeclaredExceptions for wire::AccountServiceGetAccountByUsernameException {
                 Self::PermissionDenied(permission_denied(message))
             }
             Refusal::Invalid(errors) => Self::InvalidInput(invalid_input(&errors)),
+            Refusal::Busy => Self::Overloaded(overloaded()),
             other => return Err(other),
         })
     }
@@ -351,6 +352,7 @@ impl DeclaredExceptions for wire::AccountServiceGetAccountByIdException {
             Refusal::PermissionDenied(message) => {
                 Self::PermissionDenied(permission_denied(message))
             }
+            Refusal::Busy => Self::Overloaded(overloaded()),
             other => return Err(other),
         })
     }
@@ -441,5 +443,49 @@ fn conflict(field: UniqueField) -> wire::Conflict {
     wire::Conflict {
         message: format!("an account with this {} already exists", field.name()).into(),
         field: FastStr::from_static_str(field.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::sql::SqlError;
+
+    use super::*;
+    use crate::store::StoreError;
+
+    /// A database that is busy or unreachable is "try again shortly" on every method that
+    /// touches it (the gateway answers 503 with Retry-After), never an anonymous internal error;
+    /// any other database failure stays internal.
+    #[test]
+    fn an_unavailable_database_is_overloaded_on_every_method() {
+        let unavailable = || {
+            Refusal::from(AccountError::from(StoreError::Database(
+                SqlError::Unavailable("database is locked".into()),
+            )))
+        };
+        assert!(matches!(
+            wire::AccountServiceGetAccountByUsernameException::declared(unavailable()),
+            Ok(wire::AccountServiceGetAccountByUsernameException::Overloaded(_))
+        ));
+        assert!(matches!(
+            wire::AccountServiceGetAccountByIdException::declared(unavailable()),
+            Ok(wire::AccountServiceGetAccountByIdException::Overloaded(_))
+        ));
+        assert!(matches!(
+            wire::AccountServiceCreateAccountException::declared(unavailable()),
+            Ok(wire::AccountServiceCreateAccountException::Overloaded(_))
+        ));
+        assert!(matches!(
+            wire::AccountServiceUpdateAccountException::declared(unavailable()),
+            Ok(wire::AccountServiceUpdateAccountException::Overloaded(_))
+        ));
+        assert!(matches!(
+            wire::AccountServiceCheckCredentialsException::declared(unavailable()),
+            Ok(wire::AccountServiceCheckCredentialsException::Overloaded(_))
+        ));
+        let failed = Refusal::from(AccountError::from(StoreError::Database(SqlError::Failed(
+            "syntax error".into(),
+        ))));
+        assert!(matches!(failed, Refusal::Internal));
     }
 }

@@ -347,6 +347,7 @@ impl ExceptionKind for AccountServiceGetAccountByUsernameException {
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::PermissionDenied(_) => "PermissionDenied",
             Self::InvalidInput(_) => "InvalidInput",
+            Self::Overloaded(_) => "Overloaded",
         }
     }
 }
@@ -357,6 +358,7 @@ impl ExceptionKind for AccountServiceGetAccountByIdException {
             Self::NotFound(_) => "NotFound",
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::PermissionDenied(_) => "PermissionDenied",
+            Self::Overloaded(_) => "Overloaded",
         }
     }
 }
