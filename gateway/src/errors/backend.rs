@@ -204,8 +204,21 @@ impl BackendErrorKind {
     }
 }
 
+/// What volo-grpc's client writes before the HTTP/2 error when the connection failed in the
+/// middle of a call (`Status::from_hyper_error`: the server died or reset the connection). Such a
+/// status has no source to inspect; no service of ours sends this text.
+const H2_FAILURE_PREFIX: &str = "h2 protocol error";
+
 /// The transport failure behind a locally made status, if that is what it is.
 pub fn transport_failure(status: &Status) -> Option<BackendErrorKind> {
+    // A call whose connection broke under it (UNKNOWN or INTERNAL, by the HTTP/2 reason): the
+    // instance is gone or going, which is what a read's retry on another instance is for. (On a
+    // write the caller gets a 503 and is not retried: whether it was applied is unknown.)
+    if matches!(status.code(), Code::Unknown | Code::Internal)
+        && status.message().starts_with(H2_FAILURE_PREFIX)
+    {
+        return Some(BackendErrorKind::Unavailable(status.message().to_owned()));
+    }
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
         if let Some(io) = error.downcast_ref::<io::Error>() {
@@ -317,6 +330,13 @@ mod tests {
             BackendErrorKind::DeadlineExceeded
         );
         assert!(BackendError::from_grpc(Service::Payment, &Status::unavailable("")).is_transient());
+        // The connection broke mid-call (a replica killed): volo-grpc's own status, no source.
+        let broken = Status::new(Code::Unknown, "h2 protocol error: connection reset");
+        assert!(BackendError::from_grpc(Service::Warehouse, &broken).is_transient());
+        // A server's own INTERNAL stays internal.
+        let internal =
+            BackendError::from_grpc(Service::Warehouse, &Status::internal("internal error"));
+        assert!(matches!(internal.kind, BackendErrorKind::Internal(_)));
         assert!(!BackendError::from_grpc(Service::Payment, &Status::not_found("")).is_transient());
         assert!(matches!(
             kind(Status::unknown("boom")),
