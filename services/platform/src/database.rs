@@ -262,13 +262,15 @@ impl Database {
     ) -> Result<(Vec<Row>, Done), SqlError> {
         match &self.engine {
             Engine::Sqlite(pool) => {
-                let connection = pool.take()?;
-                if connection.connection().prepare_cached(sql)?.readonly() {
-                    return sql::run_sqlite(connection.connection(), sql, parameters);
+                {
+                    let connection = pool.take()?;
+                    let statement = connection.connection().prepare_cached(sql)?;
+                    if statement.readonly() {
+                        return sql::run_prepared(connection.connection(), statement, parameters);
+                    }
                 }
                 // A statement that writes waits for the write turn like any transaction, on a
                 // blocking thread, not here: waiting for SQLite's lock would stall this thread.
-                drop(connection);
                 let (sql, parameters) = (sql.to_owned(), parameters.to_vec());
                 self.write(move |mut transaction| async move {
                     let outcome = transaction.run(&sql, &parameters).await?;
@@ -455,12 +457,13 @@ impl Connection {
                 // Outside a transaction, this is a connection from `Database::acquire`: for
                 // reads. A write must take the write turn (`Database::write`, or a statement on
                 // the pool, which takes it by itself).
-                if connection.is_autocommit() && !connection.prepare_cached(sql)?.readonly() {
+                let statement = connection.prepare_cached(sql)?;
+                if connection.is_autocommit() && !statement.readonly() {
                     return Err(SqlError::Failed(
                         "a write on an acquired SQLite connection: use Database::write".into(),
                     ));
                 }
-                sql::run_sqlite(connection, sql, parameters)
+                sql::run_prepared(connection, statement, parameters)
             }
             Link::Postgres(connection) => sql::run_postgres(connection, sql, parameters).await,
             Link::PostgresTransaction(transaction) => {

@@ -30,11 +30,9 @@ pub fn follow_public_keys(
     timing: ReloadTiming,
     stop: CancellationToken,
 ) -> Result<(), ReloadError> {
-    watch_key_files(
-        &paths.clone(),
-        timing,
-        stop,
-        move || match read_public_keys(&paths) {
+    let watched = paths.clone();
+    watch_key_files(&watched, timing, stop, move || {
+        match read_public_keys(&paths) {
             Ok(keys) => {
                 let kids = key_ids(&keys);
                 if verifier.trust(keys) {
@@ -42,8 +40,8 @@ pub fn follow_public_keys(
                 }
             }
             Err(error) => refused(&error),
-        },
-    )
+        }
+    })
 }
 
 /// Watches the directories holding `paths` and calls `reread` after each change.

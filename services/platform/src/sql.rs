@@ -344,13 +344,13 @@ impl Query<'_> {
     }
 }
 
-/// Runs one statement on a SQLite connection, on this thread.
-pub(crate) fn run_sqlite(
+/// Runs one statement on a SQLite connection, on this thread. The caller prepares it (cached per
+/// connection) and may ask it first whether it writes.
+pub(crate) fn run_prepared(
     connection: &rusqlite::Connection,
-    sql: &str,
+    mut statement: rusqlite::CachedStatement<'_>,
     parameters: &[Value],
 ) -> Result<(Vec<Row>, Done), SqlError> {
-    let mut statement = connection.prepare_cached(sql)?;
     bind_sqlite(&mut statement, parameters)?;
     let columns: Arc<[Box<str>]> = statement
         .column_names()
